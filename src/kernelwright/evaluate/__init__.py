@@ -1,0 +1,1 @@
+"""The evaluator: static check, compile, verify, time and profile candidates in isolated workers."""

@@ -1,0 +1,40 @@
+"""Every knob of an evaluation, named in one place with the reason for its default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    device: str | None = None  # "cuda" or "cpu"; None: the GPU when there is one
+    # Triton candidates on a machine without a GPU run in Triton's interpreter
+    # only when asked: it is slow and its times say nothing about kernel speed.
+    interpret_triton: bool = False
+
+    # Correctness: at least 5 fresh seeds per distribution (the issue's floor),
+    # and each shape variant once per distribution.
+    seeds: int = 5
+    variant_seeds: int = 1
+
+    # Timing. The loop stops after `timing_budget_s` once it has `min_runs`,
+    # or at `max_runs`; warm-up runs first so compilation and caches stay out.
+    warmup_runs: int = 3
+    min_runs: int = 10
+    max_runs: int = 100
+    timing_budget_s: float = 2.0
+    rotating_sets: int = 3  # input sets cycled through, so no two timed calls see the same data in cache
+    baselines: tuple[str, ...] = ("eager", "compile")
+
+    # Limits (seconds). Compilation is long for load_inline (~28 s cold on an
+    # H100 machine); a step is one request to a worker.
+    compile_timeout: float = 300.0
+    step_timeout: float = 120.0
+    baseline_timeout: float = 600.0  # includes torch.compile of the reference
+    output_limit_bytes: int = 16 * 1024 * 1024  # a worker printing more is killed: an output flood
+
+    profile: bool = False  # Nsight Compute metrics, when ncu is present
+    allow_ops: tuple[str, ...] = ()  # PyTorch ops allowed for this run, on top of the task's
+
+    # A speedup above this over the faster baseline is flagged for a person to review.
+    review_speedup: float = 10.0
