@@ -41,11 +41,11 @@ def redraw(inputs: list[Any], distribution: dict[str, Any] | None, seed: int) ->
     """
     if distribution is None:
         return inputs
-    gen = torch.Generator(device="cpu").manual_seed(seed)
     out = []
-    for x in inputs:
+    for i, x in enumerate(inputs):
         if isinstance(x, torch.Tensor) and x.is_floating_point():
-            values = torch.empty(x.shape, dtype=torch.float32)
+            gen = torch.Generator(device=x.device).manual_seed(seed * 1000 + i)
+            values = torch.empty(x.shape, dtype=torch.float32, device=x.device)
             if distribution["name"] == "normal":
                 values.normal_(distribution.get("mean", 0.0), distribution.get("std", 1.0), generator=gen)
             else:
