@@ -31,6 +31,10 @@ def main(conn: Connection, role: str, device: str, log_path: str, env: dict[str,
     import torch.multiprocessing  # noqa: F401  (tensor sharing between processes)
 
     handler = _make_role(role, device)
+    # Costly one-time setup (CUDA context, the profiler's CUPTI) happens here,
+    # while a spare worker waits for its candidate, not during an evaluation.
+    if hasattr(handler, "warm_up"):
+        handler.warm_up()
     while True:
         try:
             message, blobs = wire.recv(conn)
