@@ -15,6 +15,18 @@ class CompileError(Exception):
         self.log = log
 
 
+class NamedItems:
+    """`obj.name` as `obj["name"]`: how candidates reach the functions of a compiled module."""
+
+    def __getattr__(self, name: str):  # noqa: ANN204  (the subclass's item type)
+        if name.startswith("_"):  # copy and pickle probe private names before __init__ has run
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as error:
+            raise AttributeError(error.args[0]) from None
+
+
 # The backend names used in static reports, verdicts and candidate metadata.
 TRITON = "triton"
 CUDA_NVRTC = "cuda"

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from kernelwright.backends import CompileError, launches, signature
+from kernelwright.backends import CompileError, NamedItems, launches, signature
 from kernelwright.paths import cache_dir
 
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
@@ -64,7 +64,7 @@ def available() -> tuple[bool, str]:
     return True, f"{_compiler_version(compiler)}, OpenMP"
 
 
-class Library:
+class Library(NamedItems):
     """The `extern "C"` functions of one compiled source, by name: `lib.relu` or `lib["relu"]`."""
 
     def __init__(self, path: Path, functions: dict[str, signature.Signature]) -> None:
@@ -85,14 +85,6 @@ class Library:
             # Looked up on first use: a declaration whose definition lives elsewhere fails only if called.
             self._functions[name] = Function(self._signatures[name], getattr(self._cdll, name))
         return self._functions[name]
-
-    def __getattr__(self, name: str) -> Function:
-        if name.startswith("_"):  # copy and pickle probe private names before __init__ has run
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError as error:
-            raise AttributeError(error.args[0]) from None
 
 
 class Function:

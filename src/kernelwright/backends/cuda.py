@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from kernelwright.backends import CompileError, launches, signature
+from kernelwright.backends import CompileError, NamedItems, launches, signature
 from kernelwright.paths import cache_dir
 
 DEFAULT_ARCH = "sm_90"
@@ -85,7 +85,7 @@ def available() -> tuple[bool, str]:
     return True, f"NVRTC {major}.{minor}; no CUDA GPU, so kernels compile (for {DEFAULT_ARCH}) but cannot launch"
 
 
-class Module:
+class Module(NamedItems):
     """The kernels of one compiled source, by name: `mod.scale` or `mod["scale"]`."""
 
     def __init__(self, image_path: Path, kernels: dict[str, Kernel]) -> None:
@@ -102,14 +102,6 @@ class Module:
         except KeyError:
             names = ", ".join(self.names) or "none"
             raise KeyError(f"no __global__ kernel named '{name}'; this module has: {names}") from None
-
-    def __getattr__(self, name: str) -> Kernel:
-        if name.startswith("_"):  # copy and pickle probe private names before __init__ has run
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError as error:
-            raise AttributeError(error.args[0]) from None
 
 
 class Kernel:
