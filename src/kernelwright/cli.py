@@ -7,7 +7,6 @@ one line on stderr that says what and where.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional

@@ -115,7 +115,9 @@ class Evaluator:
             with clock("timing"):
                 verdict.time = self._timing(reference, worker)
         with clock("baselines"):
-            verdict.baselines = reference.baselines(opts)
+            verdict.baselines, failed = reference.baselines(opts)
+        if failed:  # a baseline that cannot run (torch.compile can fail on a reference) is reported, not fatal
+            verdict.details["baseline_errors"] = failed
         with clock("speed_of_light"):
             self._speed_of_light(reference, verdict)
         if opts.profile:
@@ -246,7 +248,7 @@ class _ReferenceSession:
     def __init__(self, task: Task, device: str, options: EvalOptions) -> None:
         self.task, self.device, self.options = task, device, options
         self.worker = WorkerProcess("reference", device, output_limit_bytes=options.output_limit_bytes)
-        self._baselines: dict[str, Timing] | None = None
+        self._baselines: dict[str, dict] | None = None
         self._floor: dict[str, Any] | None = None
         info, _ = self.request("load", path=str(task.path), meta=task.meta.to_dict())
         self.variants: int = info["variants"]
@@ -280,13 +282,14 @@ class _ReferenceSession:
                     from None
             raise TaskError(f"{self.task.path}: checking outputs failed: {err.message}") from None
 
-    def baselines(self, options: EvalOptions) -> dict[str, Timing]:
+    def baselines(self, options: EvalOptions) -> tuple[dict[str, Timing], dict[str, str]]:
+        """(timings, errors) of the baselines; measured once per session, cached on disk by the worker."""
         if self._baselines is None:
-            result, _ = self.request("baselines", timeout=options.baseline_timeout, names=list(options.baselines),
-                                     task_id=self.task.id, timing_options=_timing_options(options))
-            self._baselines = {name: Timing(**t) for name, t in result.items() if "error" not in t}
-            self.baseline_errors = {name: t["error"] for name, t in result.items() if "error" in t}
-        return dict(self._baselines)
+            self._baselines, _ = self.request("baselines", timeout=options.baseline_timeout,
+                                              names=list(options.baselines), task_id=self.task.id,
+                                              timing_options=_timing_options(options))
+        timings = {name: Timing(**t) for name, t in self._baselines.items() if "error" not in t}
+        return timings, {name: t["error"] for name, t in self._baselines.items() if "error" in t}
 
     def floor(self) -> dict[str, Any]:
         if self._floor is None:
