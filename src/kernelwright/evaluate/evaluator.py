@@ -211,6 +211,7 @@ class Evaluator:
             return current
         if current:
             current.close()
+            self._reference = None
         self._reference = _ReferenceSession(task, device, self.options)
         return self._reference
 
@@ -250,9 +251,13 @@ class _ReferenceSession:
         self.worker = WorkerProcess("reference", device, output_limit_bytes=options.output_limit_bytes)
         self._baselines: dict[str, dict] | None = None
         self._floor: dict[str, Any] | None = None
-        info, _ = self.request("load", path=str(task.path), meta=task.meta.to_dict())
+        try:
+            info, _ = self.request("load", path=str(task.path), meta=task.meta.to_dict())
+            built, _ = self.request("build", variant=0)
+        except BaseException:  # a broken task leaves no worker or log behind
+            self.worker.close()
+            raise
         self.variants: int = info["variants"]
-        built, _ = self.request("build", variant=0)
         self.tolerance: dict[str, Any] = built["tolerance"]
 
     @property
