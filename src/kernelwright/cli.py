@@ -13,7 +13,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.table import Column, Table
 
 from kernelwright.candidate import CandidateError, load_candidate
 from kernelwright.task import TaskError, load_task, load_tasks
@@ -79,7 +80,9 @@ def doctor() -> None:
 def tasks(path: Path = typer.Argument(..., help="A task file or a folder of them.")) -> None:
     """List tasks with their ids and metadata."""
     found = _or_exit(lambda: load_tasks(path))
-    table = Table("task", "id", "variants", "distributions", "dtype", "precision", "allowed ops")
+    table = Table(Column("task", no_wrap=True, min_width=max(len(t.name) for t in found)),
+                  Column("id", no_wrap=True, min_width=16), "variants", "distributions", "dtype", "precision",
+                  "allowed ops")
     for task in found:
         meta = task.meta
         table.add_row(task.name, task.id, str(1 + len(meta.shape_variants)),
@@ -90,9 +93,10 @@ def tasks(path: Path = typer.Argument(..., help="A task file or a folder of them
 
 def _print_verdict(verdict) -> None:  # noqa: ANN001  (a Verdict; imported lazily)
     style = "green" if verdict.passed else "red"
-    console.print(f"[bold {style}]{verdict.status.value}[/]: {verdict.reason}")
+    # Reasons quote candidate code and error messages: escaped, so "[x]" is text, not markup.
+    console.print(f"[bold {style}]{verdict.status.value}[/]: {escape(verdict.reason)}")
     for violation in verdict.details.get("violations", [])[1:]:
-        console.print(f"  line {violation['line']} [{violation['rule']}] {violation['message']}")
+        console.print(escape(f"  line {violation['line']} [{violation['rule']}] {violation['message']}"))
     if verdict.time:
         table = Table("", "median ms", "IQR ms", "runs", "speedup")
         table.add_row("candidate", f"{verdict.time.median_ms:.4g}", f"{verdict.time.iqr_ms:.3g}", str(verdict.time.runs), "")
@@ -106,9 +110,9 @@ def _print_verdict(verdict) -> None:  # noqa: ANN001  (a Verdict; imported lazil
     if verdict.custom_kernel_share is not None:
         console.print(f"custom kernels' share of device time: {100 * verdict.custom_kernel_share:.1f}%")
     for flag in verdict.flags:
-        console.print(f"[yellow]flag[/]: {flag}")
+        console.print(f"[yellow]flag[/]: {escape(flag)}")
     if verdict.details.get("traceback") and not verdict.passed:
-        console.print(f"[dim]{verdict.details['traceback'].strip().splitlines()[-1]}[/dim]")
+        console.print(f"[dim]{escape(verdict.details['traceback'].strip().splitlines()[-1])}[/dim]")
 
 
 def _or_exit(load):  # noqa: ANN001, ANN202
