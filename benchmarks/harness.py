@@ -51,14 +51,17 @@ def nvrtc_compile_seconds(samples: int = 5) -> list[float]:
     return times
 
 
-def evaluation_seconds(runs: int) -> dict[str, dict]:
+def evaluation_seconds(runs: int, spares: int, backends: list[str]) -> dict[str, dict]:
     from kernelwright.candidate import load_candidate
     from kernelwright.evaluate.evaluator import Evaluator
+    from kernelwright.evaluate.options import EvalOptions
     from kernelwright.task import load_task
 
     results = {}
-    with Evaluator() as evaluator:
+    with Evaluator(EvalOptions(spare_workers=spares)) as evaluator:
         for backend, (task_path, cand_path) in BACKEND_CANDIDATES.items():
+            if backend not in backends:
+                continue
             task, candidate = load_task(task_path), load_candidate(cand_path)
             rows = []
             for run in range(runs + 1):  # run 0 warms the reference worker and the baseline cache
@@ -154,14 +157,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--spares", type=int, default=1, help="candidate workers kept warm (EvalOptions.spare_workers)")
+    parser.add_argument("--backends", nargs="*", default=list(BACKEND_CANDIDATES), help="backends to evaluate")
     parser.add_argument("--sections", nargs="*", default=["nvrtc_s", "evaluations", "eager_repeat_ms", "adversarial"],
                         help="which measurements to take (default: all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     from kernelwright import environment
 
-    report = {"environment": environment.current().to_dict(), "command": " ".join(sys.argv)}
-    sections = [("nvrtc_s", nvrtc_compile_seconds), ("evaluations", lambda: evaluation_seconds(args.runs)),
+    report = {"environment": environment.current().to_dict(), "command": " ".join(sys.argv),
+              "spare_workers": args.spares}
+    sections = [("nvrtc_s", nvrtc_compile_seconds), ("evaluations", lambda: evaluation_seconds(args.runs, args.spares, args.backends)),
                 ("eager_repeat_ms", eager_repeatability), ("adversarial", adversarial)]
     for key, measure in [(key, measure) for key, measure in sections if key in args.sections]:
         print(f"{key} ...", flush=True)

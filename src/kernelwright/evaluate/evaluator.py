@@ -40,7 +40,7 @@ class Evaluator:
     def __init__(self, options: EvalOptions | None = None) -> None:
         self.options = options or EvalOptions()
         self._reference: _ReferenceSession | None = None
-        self._spares: dict[tuple[str, bool], WorkerProcess] = {}
+        self._spares: dict[tuple[str, bool], list[WorkerProcess]] = {}
 
     def __enter__(self) -> Evaluator:
         return self
@@ -52,8 +52,9 @@ class Evaluator:
         if self._reference:
             self._reference.close()
             self._reference = None
-        for worker in self._spares.values():
-            worker.close()
+        for pool in self._spares.values():
+            for worker in pool:
+                worker.close()
         self._spares.clear()
 
     def evaluate(self, task: Task, candidate: Candidate) -> Verdict:
@@ -216,11 +217,13 @@ class Evaluator:
         return self._reference
 
     def _candidate_worker(self, device: str, interpreted: bool) -> _Borrowed:
-        key = (device, interpreted)
-        worker = self._spares.pop(key, None)
-        if worker is None or not worker.alive:
-            worker = self._spawn_candidate(device, interpreted)
-        self._spares[key] = self._spawn_candidate(device, interpreted)  # warm for the next candidate
+        """The oldest spare (the likeliest to be warm), or a new worker; then top the spares up."""
+        pool = self._spares.setdefault((device, interpreted), [])
+        while pool and not pool[0].alive:
+            pool.pop(0).close()
+        worker = pool.pop(0) if pool else self._spawn_candidate(device, interpreted)
+        while len(pool) < self.options.spare_workers:
+            pool.append(self._spawn_candidate(device, interpreted))
         return _Borrowed(worker)
 
     def _spawn_candidate(self, device: str, interpreted: bool) -> WorkerProcess:

@@ -33,6 +33,12 @@ class EvalOptions:
     baseline_timeout: float = 600.0  # includes torch.compile of the reference
     output_limit_bytes: int = 16 * 1024 * 1024  # a worker printing more is killed: an output flood
 
+    # Candidate workers kept started ahead of need. Each takes ~6 s to warm (torch,
+    # CUDA context, profiler) on an H100 machine; evaluations back to back need
+    # about warm-up / evaluation time of them to never wait. Each idle one holds a
+    # CUDA context, and on a 2-core machine starting them slows the evaluation itself.
+    spare_workers: int = 1
+
     profile: bool = False  # Nsight Compute metrics, when ncu is present
     allow_ops: tuple[str, ...] = ()  # PyTorch ops allowed for this run, on top of the task's
 
