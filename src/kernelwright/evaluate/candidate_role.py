@@ -8,9 +8,7 @@ never holds the reference model or its outputs.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import torch
 
 from kernelwright.evaluate import inputs, launch_check, timing, wire
 from kernelwright.evaluate.reference import INIT_SEED
+from kernelwright.evaluate.worker import import_file
 
 
 class CandidateRole:
@@ -76,11 +75,7 @@ class CandidateRole:
 
 
 def import_candidate(path: str) -> Any:
-    name = "kernelwright_candidate_" + hashlib.sha256(path.encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # Triton and dataclasses look their module up here
-    spec.loader.exec_module(module)
+    module = import_file(path, "kernelwright_candidate_" + hashlib.sha256(path.encode()).hexdigest()[:12])
     if not isinstance(getattr(module, "ModelNew", None), type):
         raise TypeError(f"{Path(path).name} defines no class ModelNew")
     return module

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import torch
 
 from kernelwright import environment
 from kernelwright.evaluate import correctness, inputs, roofline, timing, wire
+from kernelwright.evaluate.worker import import_file
 from kernelwright.paths import cache_dir
 from kernelwright.task import TaskError
 
@@ -51,11 +50,8 @@ class ReferenceRole:
 
     def cmd_load(self, blobs: list[bytes], path: str, meta: dict[str, Any]) -> tuple[Any, list[bytes]]:
         self.path, self.meta = Path(path), meta
-        spec = importlib.util.spec_from_file_location(f"kernelwright_task_{Path(path).stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
         try:
-            spec.loader.exec_module(module)
+            module = import_file(path, f"kernelwright_task_{Path(path).stem}")
         except Exception as e:  # noqa: BLE001
             raise TaskError(f"{path}: importing the task raised {type(e).__name__}: {e}") from None
         if not (isinstance(getattr(module, "Model", None), type) and issubclass(module.Model, torch.nn.Module)):

@@ -9,10 +9,12 @@ lies out of its reach.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import traceback
 from multiprocessing.connection import Connection
+from types import ModuleType
 from typing import Any
 
 from kernelwright.evaluate import wire
@@ -54,6 +56,16 @@ def main(conn: Connection, role: str, device: str, log_path: str, env: dict[str,
             if error["fatal"]:
                 sys.stdout.flush()
                 os._exit(3)
+
+
+def import_file(path: str, name: str) -> ModuleType:
+    """Import a task or candidate file as module `name`, registered in sys.modules
+    (Triton and dataclasses look a function's module up there)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def describe_exception(e: BaseException) -> dict[str, Any]:
