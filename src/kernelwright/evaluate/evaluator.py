@@ -11,9 +11,10 @@ candidate, started ahead of need so the next evaluation does not wait for it).
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class Evaluator:
 
     def _run(self, task: Task, candidate: Candidate, verdict: Verdict, steps: dict[str, float]) -> None:
         opts = self.options
-        clock = _StepClock(steps)
+        clock = _step_clock(steps)
 
         with clock("static"):
             report = checks.check_candidate(candidate.source, allowed_ops=(*task.meta.allow_ops, *opts.allow_ops))
@@ -96,7 +97,7 @@ class Evaluator:
         if device == "cpu" and backends.CUDA_INLINE in report.backends:
             # load_inline would spend minutes building an extension that cannot run here.
             raise Rejection(Status.UNSUPPORTED, _needs_gpu(report.backends))
-        with _CandidateFile(candidate) as path, self._candidate_worker(device, interpreted) as worker:
+        with _candidate_file(candidate) as path, self._candidate_worker(device, interpreted) as worker:
             with clock("compile"):
                 self._call(worker, "load", opts.compile_timeout, path=str(path))
             if device == "cpu" and report.backends & backends.GPU_BACKENDS and not interpreted:
@@ -183,14 +184,15 @@ class Evaluator:
         available, why = profile.availability()
         if not available:
             return {"available": False, "reason": why}
-        folder = Path(tempfile.mkdtemp(prefix="kernelwright-profile-"))
-        reference.request("save_inputs", path=str(folder / "inputs.pt"))
-        (folder / "candidate.py").write_text(candidate.source)
-        script = folder / "run.py"
-        script.write_text(profile.target_script(folder / "candidate.py", folder / "inputs.pt"))
         names = sorted(report.kernel_names)
-        result = profile.profile_script(script, "|".join(names) if names else None, nvtx_range=profile.NVTX_RANGE)
-        shutil.rmtree(folder, ignore_errors=True)
+        with tempfile.TemporaryDirectory(prefix="kernelwright-profile-", ignore_cleanup_errors=True) as tmp:
+            folder = Path(tmp)
+            reference.request("save_inputs", path=str(folder / "inputs.pt"))
+            (folder / "candidate.py").write_text(candidate.source)
+            script = folder / "run.py"
+            script.write_text(profile.target_script(folder / "candidate.py", folder / "inputs.pt"))
+            result = profile.profile_script(script, "|".join(names) if names else None,
+                                            nvtx_range=profile.NVTX_RANGE)
         return result.to_dict()
 
     # -- workers -----------------------------------------------------------------------------
@@ -216,15 +218,16 @@ class Evaluator:
         self._reference = _ReferenceSession(task, device, self.options)
         return self._reference
 
-    def _candidate_worker(self, device: str, interpreted: bool) -> _Borrowed:
-        """The oldest spare (the likeliest to be warm), or a new worker; then top the spares up."""
+    def _candidate_worker(self, device: str, interpreted: bool) -> contextlib.closing[WorkerProcess]:
+        """The oldest spare (the likeliest to be warm), or a new worker, closed after its one candidate;
+        then top the spares up."""
         pool = self._spares.setdefault((device, interpreted), [])
         while pool and not pool[0].alive:
             pool.pop(0).close()
         worker = pool.pop(0) if pool else self._spawn_candidate(device, interpreted)
         while len(pool) < self.options.spare_workers:
             pool.append(self._spawn_candidate(device, interpreted))
-        return _Borrowed(worker)
+        return contextlib.closing(worker)
 
     def _spawn_candidate(self, device: str, interpreted: bool) -> WorkerProcess:
         env = {"TRITON_INTERPRET": "1"} if interpreted else {}
@@ -308,49 +311,27 @@ class _ReferenceSession:
         self.worker.close()
 
 
-class _Borrowed:
-    """A candidate worker used for one candidate and then retired, whatever happened."""
-
-    def __init__(self, worker: WorkerProcess) -> None:
-        self.worker = worker
-
-    def __enter__(self) -> WorkerProcess:
-        return self.worker
-
-    def __exit__(self, *exc: object) -> None:
-        self.worker.close()
-
-
-class _CandidateFile:
+@contextlib.contextmanager
+def _candidate_file(candidate: Candidate) -> Iterator[Path]:
     """The candidate's source as a real file: Triton reads kernel source through `inspect`."""
-
-    def __init__(self, candidate: Candidate) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="kernelwright-candidate-"))
-        self.path = self.folder / f"{candidate.name}_{candidate.id}.py"
-        self.path.write_text(candidate.source)
-
-    def __enter__(self) -> Path:
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="kernelwright-candidate-", ignore_cleanup_errors=True) as folder:
+        path = Path(folder) / f"{candidate.name}_{candidate.id}.py"
+        path.write_text(candidate.source)
+        yield path
 
 
-class _StepClock:
-    """Records the wall time of each evaluation step."""
+def _step_clock(steps: dict[str, float]) -> Callable[[str], contextlib.AbstractContextManager[None]]:
+    """`with clock(name):` records the wall time of that evaluation step in `steps`."""
 
-    def __init__(self, steps: dict[str, float]) -> None:
-        self.steps = steps
+    @contextlib.contextmanager
+    def clock(name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            steps[name] = time.perf_counter() - start
 
-    def __call__(self, name: str) -> _StepClock:
-        self.name = name
-        return self
-
-    def __enter__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.steps[self.name] = time.perf_counter() - self.start
+    return clock
 
 
 def _timing_options(options: EvalOptions) -> dict[str, Any]:
