@@ -30,12 +30,7 @@ int row_sum(const double* x, double* out, int rows, int cols) {
 """
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERNELWRIGHT_CACHE_DIR", str(tmp_path))
-    launches.reset()
-    yield
-    launches.reset()
+pytestmark = pytest.mark.usefixtures("private_backend_state")
 
 
 def test_relu_and_row_sum_match_torch():

@@ -26,12 +26,7 @@ __global__ void double_half(const __half* x, __half* out, long long n) {
 """
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERNELWRIGHT_CACHE_DIR", str(tmp_path))
-    launches.reset()
-    yield
-    launches.reset()
+pytestmark = pytest.mark.usefixtures("private_backend_state")
 
 
 def test_valid_kernel_compiles_to_cubin_without_a_gpu():
