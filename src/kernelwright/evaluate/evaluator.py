@@ -72,6 +72,11 @@ class Evaluator:
         verdict.seconds = {name: round(s, 3) for name, s in steps.items()}
         return verdict
 
+    def baselines(self, task: Task) -> tuple[dict[str, Timing], dict[str, str]]:
+        """(timings, errors) of the baselines on this evaluator's device, measured as for a candidate."""
+        device = self.options.device or environment.default_device()
+        return self._reference_session(task, device).baselines(self.options)
+
     # -- the steps ---------------------------------------------------------------------------
 
     def _run(self, task: Task, candidate: Candidate, verdict: Verdict, steps: dict[str, float]) -> None:
@@ -192,7 +197,7 @@ class Evaluator:
             script = folder / "run.py"
             script.write_text(profile.target_script(folder / "candidate.py", folder / "inputs.pt"))
             result = profile.profile_script(script, "|".join(names) if names else None,
-                                            nvtx_range=profile.NVTX_RANGE)
+                                            nvtx_range=profile.NVTX_RANGE, env=_worker_env(self.options))
         return result.to_dict()
 
     # -- workers -----------------------------------------------------------------------------
@@ -230,7 +235,9 @@ class Evaluator:
         return contextlib.closing(worker)
 
     def _spawn_candidate(self, device: str, interpreted: bool) -> WorkerProcess:
-        env = {"TRITON_INTERPRET": "1"} if interpreted else {}
+        env = _worker_env(self.options)
+        if interpreted:
+            env["TRITON_INTERPRET"] = "1"
         return WorkerProcess("candidate", device, env, self.options.output_limit_bytes)
 
     def _call(self, worker: WorkerProcess, command: str, timeout: float, blobs: list[bytes] = (),
@@ -254,7 +261,7 @@ class _ReferenceSession:
 
     def __init__(self, task: Task, device: str, options: EvalOptions) -> None:
         self.task, self.device, self.options = task, device, options
-        self.worker = WorkerProcess("reference", device, output_limit_bytes=options.output_limit_bytes)
+        self.worker = WorkerProcess("reference", device, _worker_env(options), options.output_limit_bytes)
         self._baselines: dict[str, dict] | None = None
         self._floor: dict[str, Any] | None = None
         try:
@@ -332,6 +339,11 @@ def _step_clock(steps: dict[str, float]) -> Callable[[str], contextlib.AbstractC
             steps[name] = time.perf_counter() - start
 
     return clock
+
+
+def _worker_env(options: EvalOptions) -> dict[str, str]:
+    """Environment for a worker: an evaluator pinned to one GPU shows its workers only that one."""
+    return {"CUDA_VISIBLE_DEVICES": str(options.gpu)} if options.gpu is not None else {}
 
 
 def _timing_options(options: EvalOptions) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class EvalOptions:
     device: str | None = None  # "cuda" or "cpu"; None: the GPU when there is one
+    gpu: int | None = None  # which GPU this evaluator's workers see (CUDA_VISIBLE_DEVICES); None: the default
     # Triton candidates on a machine without a GPU run in Triton's interpreter
     # only when asked: it is slow and its times say nothing about kernel speed.
     interpret_triton: bool = False

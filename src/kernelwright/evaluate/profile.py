@@ -159,9 +159,11 @@ def parse_ncu_csv(text: str) -> list[KernelProfile]:
 
 
 def profile_script(
-    script: Path, kernel_regex: str | None, timeout: float = 300, *, nvtx_range: str | None = None
+    script: Path, kernel_regex: str | None, timeout: float = 300, *, nvtx_range: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ProfileResult:
-    """Run `script` under ncu; `available=False` with the reason when that cannot be done."""
+    """Run `script` under ncu (with `env` added to this process's environment); `available=False`
+    with the reason when that cannot be done."""
     ok, why = availability()
     if not ok:
         return ProfileResult(False, why, [])
@@ -169,7 +171,7 @@ def profile_script(
         out_csv = Path(tmp) / "ncu.csv"
         cmd = ncu_command(Path(script), kernel_regex, out_csv, nvtx_range=nvtx_range)
         try:
-            returncode, stdout, stderr = _run(cmd, timeout)
+            returncode, stdout, stderr = _run(cmd, timeout, env)
         except subprocess.TimeoutExpired:
             why = f"ncu did not finish within {timeout:g} s; profile fewer launches or a smaller input"
             return ProfileResult(False, why, [])
@@ -209,9 +211,10 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def _run(cmd: list[str], timeout: float) -> tuple[int, str, str]:
+def _run(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     # A session of its own, so a timeout ends the profiled Python process too, not only ncu.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, **env} if env else None)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import sys
 import traceback
 from multiprocessing.connection import Connection
@@ -29,6 +30,9 @@ _DEVICE_FAULTS = ("illegal memory access", "device-side assert", "unspecified la
 
 def main(conn: Connection, role: str, device: str, log_path: str, env: dict[str, str]) -> None:
     _redirect_output(log_path)
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides
+    # what stops, and a worker interrupted mid-trial would report a false error.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.update(env)
     import torch.multiprocessing  # noqa: F401  (tensor sharing between processes)
 
