@@ -1,0 +1,48 @@
+"""Generators by name: `NAME` or `NAME:ARGUMENT` (say `scripted:examples/candidates`).
+
+Built-in generators are listed here; others are plugins, found through the
+`kernelwright.generators` entry-point group. A factory takes the argument after
+the colon (or None) and returns a Generator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from kernelwright.generate.base import Context, Generator, GeneratorError, Parent
+
+__all__ = ["Context", "Generator", "GeneratorError", "Parent", "available", "get_generator"]
+
+ENTRY_POINT_GROUP = "kernelwright.generators"
+
+# name -> "module:factory", imported only when chosen.
+BUILTIN: dict[str, str] = {
+    "scripted": "kernelwright.generate.scripted:ScriptedGenerator",
+}
+
+
+def available() -> list[str]:
+    """Every generator name this installation knows: built-ins and plugins."""
+    return sorted({*BUILTIN, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
+
+
+def get_generator(spec: str) -> Generator:
+    """The generator named by `spec` ("NAME" or "NAME:ARGUMENT"); GeneratorError says what is wrong."""
+    name, _, argument = spec.partition(":")
+    factory = _factory(name)
+    generator = factory(argument or None)
+    if not isinstance(generator, Generator):
+        raise GeneratorError(f"generator {name!r} does not implement propose(task, context)")
+    return generator
+
+
+def _factory(name: str) -> Callable[[str | None], Generator]:
+    if name in BUILTIN:
+        module, _, attribute = BUILTIN[name].partition(":")
+        return getattr(importlib.import_module(module), attribute)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == name:
+            return entry.load()
+    raise GeneratorError(f"unknown generator {name!r}; available: {', '.join(available())}")
