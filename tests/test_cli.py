@@ -51,7 +51,7 @@ def error_lines(result) -> list[str]:
 def test_eval_of_a_correct_kernel_prints_a_passed_verdict_as_json(cache_root):
     """End to end, as a user runs it: a subprocess, JSON alone on stdout, exit code 0."""
     result = subprocess.run(
-        [sys.executable, "-m", "kernelwright.cli", "eval", str(TASKS / "gelu.py"), str(CANDIDATES / "cpu_gelu.py"),
+        [sys.executable, "-m", "kernelwright", "eval", str(TASKS / "gelu.py"), str(CANDIDATES / "cpu_gelu.py"),
          "--json", "--no-compile-baseline", "--seeds", "2"],
         capture_output=True, text=True, timeout=240, env=dict(os.environ, **{CACHE_ENV: str(cache_root)}),
     )

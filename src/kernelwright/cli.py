@@ -128,9 +128,9 @@ def _bad_input(message: str) -> None:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+from kernelwright import cli_runs  # noqa: E402, F401  (registers optimize, runs and show on the app)
+
+
 def main() -> None:
     app(prog_name="kernelwright")
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The run commands of `kernelwright`: optimize, runs, show.
+
+Registered on the app of `kernelwright.cli` (imported at its end).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Column, Table
+from rich.text import Text
+
+from kernelwright.cli import _bad_input, app, console, errors
+from kernelwright.config import Config, ConfigError, load_config
+from kernelwright.search import STRATEGIES, StrategyError
+from kernelwright.store import Store, StoreError
+from kernelwright.task import TaskError, load_task
+
+DEFAULT_DB = Path("kernelwright.db")
+EXIT_INTERRUPTED = 130
+_BAD_INPUT = (TaskError, ConfigError, StoreError, StrategyError)
+
+
+@app.command()
+def optimize(
+    task_path: Path = typer.Argument(..., metavar="TASK.py", help="KernelBench-format task to optimize."),
+    generator: Optional[str] = typer.Option(None, "--generator", "-g", help="NAME or NAME:ARG, e.g. scripted:FOLDER."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help=f"One of: {', '.join(STRATEGIES)} (default refine)."),
+    budget: Optional[int] = typer.Option(None, "--budget", "-n", min=1, help="Candidates to evaluate (default 20)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop after this many LLM tokens."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0, help="Stop after this many dollars of LLM calls."),
+    time_limit: Optional[str] = typer.Option(None, "--time-limit", help="Stop after this wall time: 90, 90s, 20m, 2h."),
+    target_sol: Optional[float] = typer.Option(None, "--target-sol", min=0, help="Stop when the best reaches this fraction of the speed of light (default 0.9)."),
+    plateau: Optional[int] = typer.Option(None, "--plateau", min=1, help="Stop after this many candidates without a 1% gain."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the strategy's choices (default 0)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda or cpu (default: the GPUs when there are any)."),
+    interpret: bool = typer.Option(False, "--interpret", help="Without a GPU, run Triton kernels in Triton's interpreter."),
+    config_path: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings; flags override it."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="SQLite store of runs, candidates and evaluations."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for best.py and the reports (default kernelwright-runs/RUN)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run (id or unique prefix)."),
+) -> None:
+    """Search for a faster verified kernel; writes best.py and a report. Running the same command
+    again continues an interrupted run."""
+    from kernelwright.generate import GeneratorError
+    from kernelwright.search.controller import RunBusyError, optimize as run_optimize
+    from kernelwright.search.run import ResumeError
+
+    try:
+        config = load_config(config_path) if config_path else Config()
+        _apply_flags(config, generator=generator, strategy=strategy, budget=budget, max_tokens=max_tokens,
+                     max_cost=max_cost, time_limit=time_limit, target_sol=target_sol, plateau=plateau, seed=seed,
+                     device=device, interpret=interpret)
+        task = load_task(task_path)
+        store = Store(db)
+    except (*_BAD_INPUT, GeneratorError) as e:
+        _bad_input(str(e))
+    progress = _Progress(config)
+    try:
+        with store, Live(get_renderable=progress.render, console=console, refresh_per_second=4,
+                         transient=True) as live:
+            progress.live = live
+            outcome = run_optimize(task, config, store, out, resume=resume, on_start=progress.start,
+                                   on_progress=progress.update)
+    except KeyboardInterrupt:
+        errors.print(f"interrupted; everything so far is in {db}. Run the same command to continue"
+                     + (f" (run {progress.run_id})" if progress.run_id else "") + ".", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (*_BAD_INPUT, GeneratorError, RunBusyError, ResumeError) as e:
+        _bad_input(str(e))
+    _print_outcome(outcome)
+
+
+@app.command()
+def runs(db: Path = typer.Option(DEFAULT_DB, "--db", help="The store to read.")) -> None:
+    """List the runs in a store, newest first."""
+    store = _open(db)
+    with store:
+        records = store.list_runs()
+        table = Table(Column("run", no_wrap=True), Column("task", no_wrap=True), "strategy", "generator", "status",
+                      "candidates", "passed", "best", Column("started", no_wrap=True))
+        for record in records:
+            nodes = store.nodes(record.id)
+            passed = [n for n in nodes if n.verdict and n.verdict.get("status") == "passed"]
+            best = max((max((n.verdict.get("speedup") or {}).values(), default=0) for n in passed), default=None)
+            table.add_row(record.id, record.task_name, record.strategy, escape(record.generator), record.status,
+                          f"{len(nodes)}/{record.config.get('budget', {}).get('candidates', '?')}", str(len(passed)),
+                          f"{best:.2f}x" if best else "-", time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at)))
+    console.print(table if records else f"no runs in {db}")
+
+
+@app.command()
+def show(
+    run_id: str = typer.Argument(..., metavar="RUN", help="Run id or a unique prefix of one."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="The store to read."),
+    source: Optional[int] = typer.Option(None, "--source", metavar="SEQ", help="Print the source of candidate SEQ."),
+) -> None:
+    """Show one run: its settings, answer and every candidate's verdict."""
+    from kernelwright.report.build import run_report
+
+    store = _open(db)
+    with store:
+        try:
+            report = run_report(store, run_id)
+            if source is not None:
+                row = next((n for n in report.nodes if n.seq == source), None)
+                if row is None:
+                    _bad_input(f"run {report.run_id} has no candidate {source} (0..{len(report.nodes) - 1})")
+                print(store.get_source(row.candidate_id))
+                return
+        except StoreError as e:
+            _bad_input(str(e))
+    console.print(f"[bold]run {report.run_id}[/]: {escape(report.task_name)} ({escape(report.task_path)}), "
+                  f"{report.strategy} with {escape(report.generator)}, seed {report.seed}")
+    console.print(f"status {report.status}" + (f": {escape(report.stop_reason)}" if report.stop_reason else ""))
+    table = Table("#", Column("name", no_wrap=True), "status", "ms", "vs eager", "vs compile", "SOL", "reason")
+    for n in report.nodes:
+        table.add_row(str(n.seq), escape(n.name), n.status, _num(n.time_ms, "{:.4g}"), _num(n.speedup_eager, "{:.2f}x"),
+                      _num(n.speedup_compile, "{:.2f}x"), _num(n.sol_fraction, "{:.0%}"),
+                      escape(_first_line(n.reason, 70)))
+    console.print(table)
+    if report.answer:
+        console.print(f"[bold]answer[/]: {escape(report.answer.note)}")
+
+
+class _Progress:
+    """The live line during a run, and one printed line per evaluated candidate."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.run = None
+        self.run_id: str | None = None
+        self.live: Live | None = None
+        self.printed = 0
+
+    def start(self, run, resumed: bool) -> None:  # noqa: ANN001  (a Run)
+        self.run, self.run_id = run, run.id
+        verb = "continuing" if resumed else "starting"
+        self._print(f"{verb} run {run.id}: {run.task.name} with {run.config.strategy} / {run.generator.name}, "
+                    f"budget {run.config.budget.candidates} candidates")
+
+    def update(self, run) -> None:  # noqa: ANN001
+        for node in run.nodes[self.printed:]:
+            time_part = f" {node.time_ms:.4g} ms, {node.speedup():.2f}x vs eager" if node.passed else ""
+            self._print(f"  #{node.seq} {node.candidate.name}: {node.status}{time_part}"
+                        + ("" if node.passed else f" ({_first_line(node.verdict.get('reason', ''))})"))
+        self.printed = len(run.nodes)
+
+    def render(self) -> Text:
+        run = self.run
+        if run is None:
+            return Text("starting evaluators ...", style="dim")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items()))
+        best = run.best
+        best_part = (f"best {best.speedup():.2f}x vs eager ({best.time_ms:.4g} ms)" if best else "no pass yet")
+        left = ""
+        if run.config.budget.time_limit_s:
+            left = f" · {max(0, run.config.budget.time_limit_s - run.elapsed_s):.0f} s left"
+        return Text(f"{len(run.nodes)}/{run.config.budget.candidates} candidates · {run.in_flight} evaluating · "
+                    f"{counts or 'no verdicts yet'} · {best_part} · {run.elapsed_s:.0f} s{left}")
+
+    def _print(self, line: str) -> None:
+        (self.live.console if self.live else console).print(line, markup=False, highlight=False)
+
+
+def _apply_flags(config: Config, **flags: object) -> None:
+    """Flags given on the command line override the config file."""
+    simple = {"generator": config, "strategy": config, "seed": config}
+    for name, target in simple.items():
+        if flags[name] is not None:
+            setattr(target, name, flags[name])
+    if flags["budget"] is not None:
+        config.budget.candidates = flags["budget"]
+    if flags["max_tokens"] is not None:
+        config.budget.max_tokens = flags["max_tokens"]
+    if flags["max_cost"] is not None:
+        config.budget.max_cost = flags["max_cost"]
+    if flags["time_limit"] is not None:
+        config.budget.time_limit_s = parse_duration(str(flags["time_limit"]))
+    if flags["target_sol"] is not None:
+        config.stop.target_sol = flags["target_sol"]
+    if flags["plateau"] is not None:
+        config.stop.plateau = flags["plateau"]
+    if flags["device"] is not None:
+        if flags["device"] not in ("cuda", "cpu"):
+            raise ConfigError(f"--device must be cuda or cpu, got {flags['device']!r}")
+        config.eval.device = flags["device"]
+    if flags["interpret"]:
+        config.eval.interpret_triton = True
+    if config.strategy not in STRATEGIES:
+        raise StrategyError(f"unknown strategy {config.strategy!r}; one of: {', '.join(STRATEGIES)}")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90", "90s", "20m" or "2h"."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise ConfigError(f"--time-limit: expected seconds or a number with s, m or h, got {text!r}") from None
+    if seconds <= 0:
+        raise ConfigError(f"--time-limit must be positive, got {text!r}")
+    return seconds
+
+
+def _print_outcome(outcome) -> None:  # noqa: ANN001  (an Outcome)
+    record, answer = outcome.record, outcome.answer
+    console.print(f"[bold]run {record.id}[/] {record.status}: {escape(record.stop_reason or '')}")
+    if answer:
+        style = "green" if answer.kind == "candidate" else "yellow"
+        console.print(f"[{style}]answer: {answer.kind}[/] — {escape(answer.note)}")
+    for name, path in outcome.files.items():
+        console.print(f"  {name}: {path}")
+
+
+def _open(db: Path) -> Store:
+    if not db.exists():
+        _bad_input(f"{db}: no such store (pass --db, or run `kernelwright optimize` first)")
+    try:
+        return Store(db)
+    except StoreError as e:
+        _bad_input(str(e))
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+
+
+def _first_line(text: str, limit: int = 100) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
