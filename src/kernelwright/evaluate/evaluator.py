@@ -94,6 +94,8 @@ class Evaluator:
 
         device, interpreted = self._choose_device(report.backends)
         verdict.environment = environment.current(device).to_dict()
+        if self.options.gpu is not None and device == "cuda":
+            verdict.environment["gpu"] = self.options.gpu  # which GPU of the machine judged it
         if interpreted:
             verdict.flags.append("triton_interpreter: times are the interpreter's, not a kernel's")
 
