@@ -14,15 +14,17 @@ Tables (schema version in `PRAGMA user_version`, upgraded by MIGRATIONS):
     llm_calls    prompt, reply, tokens, cost, latency of every LLM call
 
 Every write commits at once: a process killed at any moment loses at most the
-work in flight. One Store object belongs to one thread.
+work in flight. Threads may share one Store: its statements are serialized.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field, fields
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,15 +181,57 @@ def _record(cls: type, row: sqlite3.Row, json_fields: frozenset[str]) -> Any:
     return cls(**{f.name: _load(row[f.name]) if f.name in json_fields else row[f.name] for f in fields(cls)})
 
 
+class _Connection:
+    """One sqlite3 connection shared by threads (a generator may record LLM calls from its own
+    thread): each statement runs and is read out whole under a lock."""
+
+    def __init__(self, path: str) -> None:
+        # Autocommit: each statement is its own transaction, so nothing waits in a buffer.
+        self._conn = sqlite3.connect(path, isolation_level=None, timeout=10, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+
+    def execute(self, sql: str, args: Any = ()) -> _Result:
+        with self._lock:
+            cursor = self._conn.execute(sql, args)
+            return _Result(cursor.fetchall(), cursor.rowcount, cursor.lastrowid)
+
+    def executescript(self, script: str) -> None:
+        with self._lock:
+            self._conn.executescript(script)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+@dataclass
+class _Result:
+    rows: list[sqlite3.Row]
+    rowcount: int
+    lastrowid: int | None
+
+    def fetchone(self) -> sqlite3.Row | None:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[sqlite3.Row]:
+        return self.rows
+
+    def __iter__(self) -> Iterator[sqlite3.Row]:
+        return iter(self.rows)
+
+
 class Store:
     """The SQLite store at `path` (created with its folders if missing; ":memory:" works too)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: each statement is its own transaction, so nothing waits in a buffer.
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=10)
-        self._conn.row_factory = sqlite3.Row
+        self._conn = _Connection(str(self.path))
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
@@ -231,7 +275,7 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _insert(self, verb: str, table: str, values: dict[str, Any]) -> sqlite3.Cursor:
+    def _insert(self, verb: str, table: str, values: dict[str, Any]) -> _Result:
         sql = f"{verb} INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
         return self._conn.execute(sql, list(values.values()))
 

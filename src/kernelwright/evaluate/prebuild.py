@@ -18,8 +18,11 @@ from __future__ import annotations
 import ast
 import multiprocessing as mp
 import os
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+
+from kernelwright.evaluate.process import sigint_blocked
 
 BACKEND_MODULES = {"kernelwright.backends.cuda": "cuda", "kernelwright.backends.cpu": "cpu"}
 # Pool processes are replaced after this many builds, so a compiler that leaks
@@ -82,22 +85,26 @@ class Prebuilder:
     def __init__(self, workers: int, arch: str | None) -> None:
         self.arch = arch  # the evaluating GPUs' architecture (e.g. "sm_90"), or None on a CPU machine
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                         initializer=_hide_gpus, max_tasks_per_child=TASKS_PER_PROCESS)
+                                         initializer=_prepare_process, max_tasks_per_child=TASKS_PER_PROCESS)
 
     def submit(self, candidate_source: str) -> Future | None:
         """Start building what the candidate will build; None when there is nothing to prebuild."""
         builds = find_builds(candidate_source)
         if not builds:
             return None
-        return self._pool.submit(run_builds, builds, self.arch)
+        with sigint_blocked():  # the pool starts its processes (and its manager thread) here
+            return self._pool.submit(run_builds, builds, self.arch)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _hide_gpus() -> None:
+def _prepare_process() -> None:
     # NVRTC and g++ need no GPU; a CUDA context here would take GPU memory from the evaluation.
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    # Ctrl-C reaches the whole process group; the run decides what stops, and closes this pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _backend_aliases(tree: ast.Module) -> dict[str, str]:

@@ -7,11 +7,13 @@ parent lives on. A faulted worker is dead or killed; the caller starts a new one
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +54,8 @@ class WorkerProcess:
             target=worker.main, args=(child_conn, role, device, str(self.log_path), env or {}),
             name=f"kernelwright-{role}", daemon=True,
         )
-        self._process.start()
+        with sigint_blocked():
+            self._process.start()
         child_conn.close()
 
     @property
@@ -128,6 +131,18 @@ class WorkerProcess:
         else:
             how = f"exited with code {code}"
         raise WorkerFault("crash", f"the {self.role} worker {how}", self.log_tail())
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block Ctrl-C in this thread while it starts processes: they inherit the mask, so a Ctrl-C
+    that arrives while one is still importing cannot kill it mid-start with a traceback. The
+    child ignores SIGINT, then unblocks it (worker.main); the parent alone decides what stops."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class WorkerError(Exception):

@@ -33,6 +33,7 @@ def main(conn: Connection, role: str, device: str, log_path: str, env: dict[str,
     # Ctrl-C in a terminal reaches the whole process group: the parent decides
     # what stops, and a worker interrupted mid-trial would report a false error.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the parent while starting us
     os.environ.update(env)
     import torch.multiprocessing  # noqa: F401  (tensor sharing between processes)
 
