@@ -64,7 +64,7 @@ def test_a_run_records_every_verdict_and_answers_never_slower(finished_run: tupl
     else:  # the candidate is slower than eager here: the answer is the reference itself
         assert summary["answer"]["kind"] == "eager" and "class ModelNew(Model)" in best_py
     assert "02_cpu_gelu" in (out / "report.html").read_text() and (out / "report.md").exists()
-    assert f"run {record.id} finished" in stdout
+    assert f"run {record.id}: finished" in stdout and "answer" in stdout
 
 
 def test_runs_and_show_list_what_the_store_holds(finished_run: tuple[Path, Path, str]) -> None:
@@ -139,3 +139,31 @@ def _evaluations(db: Path) -> dict[str, float]:
             return dict(connection.execute("SELECT candidate_id, created_at FROM evaluations").fetchall())
     except sqlite3.OperationalError:  # the tables are not made yet
         return {}
+
+
+def test_ctrl_c_stops_cleanly_keeps_everything_and_the_same_command_continues(tmp_path: Path) -> None:
+    db, out = tmp_path / "runs.db", tmp_path / "out"
+    process = kernelwright(*optimize_args(db, out), start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None and len(_evaluations(db)) < 1:
+        time.sleep(0.2)
+    before = _evaluations(db)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    code, _, err = finish(process, timeout=120)
+    assert code == 130, err
+    assert "interrupted; everything so far is in" in err and "Traceback" not in err
+    with Store(db) as store:
+        (record,) = store.list_runs()
+        assert record.status == "interrupted"
+        kept = _evaluations(db)
+        assert set(before) <= set(kept) and all(kept[c] == before[c] for c in before)
+    with sqlite3.connect(db) as connection:
+        statuses = {status for (status,) in connection.execute("SELECT status FROM evaluations")}
+    # Only finished evaluations are recorded: none is a worker cut short by the interruption.
+    assert statuses <= {"static_rejected", "compile_error", "passed", "incorrect"}
+    assert (out / "report.html").exists() and (out / "best.py").exists()
+
+    code, stdout, err = finish(kernelwright(*optimize_args(db, out)))
+    assert code == 0, err
+    assert f"continuing run {record.id}" in stdout
+    assert len(_evaluations(db)) == 4

@@ -276,3 +276,45 @@ def test_unknown_generators_and_bad_folders_are_one_line_errors(tmp_path: Path) 
         get_generator("scripted")
     with pytest.raises(GeneratorError, match="not a folder"):
         get_generator(f"scripted:{tmp_path / 'missing'}")
+
+
+def test_token_cost_and_time_budgets_stop_the_run(tmp_path: Path) -> None:
+    from kernelwright.candidate import Candidate
+    from kernelwright.store import LLMCall
+
+    store = Store(":memory:")
+
+    class Billing:
+        """Records one LLM call per proposal in the store, as the LLM generator does."""
+
+        name = "billing"
+
+        def propose(self, task, context):  # noqa: ANN001, ANN201
+            store.record_llm_call(LLMCall(context.run_id, "coder", "test", "m", "prompt", "reply",
+                                          prompt_tokens=800, completion_tokens=200, cost=0.5))
+            return [Candidate(fake_source(f"b{context.seed}", "passed", 1.0), f"b{context.ordinal}")]
+
+    config = config_for("refine", budget=20)
+    config.budget.max_tokens = 2500
+    run = drive(config, Billing(), store=store)
+    assert len(run.nodes) == 3 and run.stop_reason == "token budget: 3000 of 2500 tokens used"
+
+    config = config_for("refine", budget=20)
+    config.budget.max_cost = 1.0
+    store = Store(":memory:")
+    run = drive(config, Billing(), store=store)
+    assert len(run.nodes) == 2 and run.stop_reason == "cost budget: $1.00 of $1.00 spent"
+
+    class Slow:
+        name = "slow"
+
+        def propose(self, task, context):  # noqa: ANN001, ANN201
+            import time
+
+            time.sleep(0.3)
+            return [Candidate(fake_source(f"s{context.seed}", "passed", 1.0), "s")]
+
+    config = config_for("refine", budget=20)
+    config.budget.time_limit_s = 0.5
+    run = drive(config, Slow())
+    assert len(run.nodes) == 2 and run.stop_reason.startswith("time limit")

@@ -210,13 +210,23 @@ def parse_duration(text: str) -> float:
 
 
 def _print_outcome(outcome) -> None:  # noqa: ANN001  (an Outcome)
-    record, answer = outcome.record, outcome.answer
-    console.print(f"[bold]run {record.id}[/] {record.status}: {escape(record.stop_reason or '')}")
+    record, answer, best = outcome.record, outcome.answer, outcome.best
+    table = Table(title=f"run {record.id}: {record.status}", show_header=False)
+    table.add_row("stopped", escape(record.stop_reason or ""))
+    evaluated = sum(n for status, n in outcome.counts.items() if status not in ("duplicate", "generator_error"))
+    table.add_row("candidates", f"{evaluated} evaluated: " + ", ".join(
+        f"{n} {status}" for status, n in sorted(outcome.counts.items(), key=lambda item: -item[1])))
+    if best:
+        sol = f", {best.sol_fraction:.0%} of speed of light" if best.sol_fraction is not None else ""
+        table.add_row("best candidate", escape(f"{best.candidate.name}: {best.time_ms:.4g} ms, "
+                                               + ", ".join(f"{s:.2f}x vs {b}" for b, s in best.verdict["speedup"].items())
+                                               + sol))
     if answer:
         style = "green" if answer.kind == "candidate" else "yellow"
-        console.print(f"[{style}]answer: {answer.kind}[/] — {escape(answer.note)}")
+        table.add_row("answer", f"[{style}]{answer.kind}[/]: {escape(answer.note)}")
     for name, path in outcome.files.items():
-        console.print(f"  {name}: {path}")
+        table.add_row(name, escape(str(path)))
+    console.print(table)
 
 
 def _open(db: Path) -> Store:

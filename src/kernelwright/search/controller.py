@@ -26,6 +26,7 @@ from kernelwright.config import Config, ConfigError, from_dict
 from kernelwright.generate import Generator, GeneratorError, available, get_generator
 from kernelwright.search import answer as answers
 from kernelwright.search import get_strategy
+from kernelwright.search.node import Node
 from kernelwright.search.run import Evaluations, Run
 from kernelwright.store import RunRecord, Store
 from kernelwright.task import Task
@@ -43,6 +44,8 @@ class Outcome:
     answer: answers.Answer | None
     files: dict[str, Path] = field(default_factory=dict)
     resumed: bool = False
+    counts: dict[str, int] = field(default_factory=dict)  # verdict statuses, duplicates, generator errors
+    best: Node | None = None
 
 
 def optimize(task: Task, config: Config, store: Store, out_dir: Path | None = None, *, resume: str | None = None,
@@ -90,7 +93,7 @@ def optimize(task: Task, config: Config, store: Store, out_dir: Path | None = No
         store.update_run(record.id, status=status, stop_reason=run.stop_reason, answer=dataclasses.asdict(answer),
                          finished_at=time.time() if status == "finished" else None, pid=None)
         files = write_outputs(store, record.id, task, run, answer, out)
-    return Outcome(store.get_run(record.id), answer, files, resumed)
+    return Outcome(store.get_run(record.id), answer, files, resumed, dict(run.counts), run.best)
 
 
 def write_outputs(store: Store, run_id: str, task: Task, run: Run, answer: answers.Answer,
