@@ -167,3 +167,18 @@ def test_ctrl_c_stops_cleanly_keeps_everything_and_the_same_command_continues(tm
     assert code == 0, err
     assert f"continuing run {record.id}" in stdout
     assert len(_evaluations(db)) == 4
+
+
+def test_when_nothing_passes_the_baselines_are_measured_and_the_reference_is_the_answer(tmp_path: Path) -> None:
+    failing = tmp_path / "failing"
+    failing.mkdir()
+    for name in ("00_syntax_error.py", "01_compile_error.py"):
+        (failing / name).write_text((SCRIPT / name).read_text())
+    code, stdout, err = finish(kernelwright("optimize", str(TASK), "--generator", f"scripted:{failing}",
+                                            "--config", str(QUICK), "--db", str(tmp_path / "runs.db"),
+                                            "--out", str(tmp_path / "out")))
+    assert code == 0, err
+    answer = json.loads((tmp_path / "out" / "run.json").read_text())["answer"]
+    assert answer["kind"] == "eager" and answer["time_ms"] > 0  # measured, not assumed
+    assert answer["note"].startswith("no candidate passed")
+    assert "class ModelNew(Model)" in (tmp_path / "out" / "best.py").read_text()

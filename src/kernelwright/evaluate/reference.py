@@ -116,13 +116,16 @@ class ReferenceRole:
 
     def cmd_timing_sets(self, blobs: list[bytes], count: int) -> tuple[Any, list[bytes]]:
         """Input sets for timing (variant 0), with their expected outputs, so timed calls are checked too."""
+        self._ensure_sets(count)
+        return {}, [wire.dump_tensors([s["inputs"] for s in self.sets])]
+
+    def _ensure_sets(self, count: int) -> None:
         if len(self.sets) != count:
             self.sets = []
             for k in range(count):
                 set_inputs = self._make_inputs(seed=1000 + k, distribution=None)
                 self.sets.append({"inputs": set_inputs, "pristine": inputs.clone(set_inputs),
                                   "expected": self._reference(self.built[0]["model"], set_inputs)})
-        return {}, [wire.dump_tensors([s["inputs"] for s in self.sets])]
 
     def cmd_check_sets(self, blobs: list[bytes]) -> tuple[Any, list[bytes]]:
         outputs = wire.load_tensors(blobs[0])
@@ -133,20 +136,22 @@ class ReferenceRole:
                 return result, []
         return {"ok": True}, []
 
-    def cmd_baselines(self, blobs: list[bytes], names: list[str], task_id: str,
+    def cmd_baselines(self, blobs: list[bytes], names: list[str], task_id: str, sets: int,
                       timing_options: dict[str, Any]) -> tuple[Any, list[bytes]]:
-        """Time eager PyTorch and torch.compile on the timing sets; cached per task, device and versions."""
+        """Time eager PyTorch and torch.compile on the timing sets (made here when no candidate was timed
+        first); cached per task, device and versions."""
+        self._ensure_sets(sets)
         key = json.dumps([task_id, environment.current(self.device).key(), timing_options, len(self.sets)])
         path = cache_dir("baselines") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
         cached = json.loads(path.read_text()) if path.exists() else {}
-        sets = [s["inputs"] for s in self.sets]
+        input_sets = [s["inputs"] for s in self.sets]
         for name in names:
             if name in cached:
                 continue
             try:
                 model = self.built[0]["model"]
                 fn = model if name == "eager" else torch.compile(model)
-                cached[name] = timing.time_calls(fn, sets, self.device, **timing_options).summary()
+                cached[name] = timing.time_calls(fn, input_sets, self.device, **timing_options).summary()
             except Exception as e:  # noqa: BLE001  (a baseline that cannot run is reported, not fatal)
                 cached[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         path.write_text(json.dumps(cached))
