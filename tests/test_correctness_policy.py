@@ -264,3 +264,11 @@ def test_send_and_recv_carry_a_header_and_blobs():
         b.close()
     assert header == {"cmd": "run", "args": {"n": 1}}
     assert blobs == [b"one", b"two"]
+
+
+def test_time_calls_times_every_input_set_even_past_max_runs():
+    """Each set's output is checked after timing: a max_runs below the number of sets must not leave one
+    untimed (its output would be missing)."""
+    result = timing.time_calls(lambda x: x, [[1], [2], [3], [4]], "cpu", warmup_runs=0, min_runs=2, max_runs=3,
+                               budget_s=0.0)
+    assert result.runs == 4 and result.last_outputs == [1, 2, 3, 4]

@@ -112,6 +112,8 @@ class Evaluator:
 
             with clock("correctness"):
                 verdict.correctness = self._correctness(task, reference, worker)
+                if reference.variants > 1:  # the trials left the worker the last variant's model and inputs
+                    self._use_task_shapes(reference, worker)
             with clock("launch_check"):
                 launches, _ = self._call(worker, "launches", opts.step_timeout,
                                          kernel_names=sorted(report.kernel_names))
@@ -143,8 +145,7 @@ class Evaluator:
         trials = 0
         worst_error = 0.0
         for variant in range(reference.variants):
-            built, build_blobs = reference.request("build", variant=variant)
-            self._call(worker, "build", opts.compile_timeout, blobs=build_blobs, dtype=built["dtype"])
+            built = self._build(reference, worker, variant)
             seeds = range(opts.seeds) if variant == 0 else range(opts.variant_seeds)
             for seed in seeds:
                 for distribution in distributions:
@@ -162,6 +163,20 @@ class Evaluator:
                     trials += 1
         return {"trials": trials, "variants": reference.variants, "distributions": len(distributions),
                 "max_rel_error": worst_error, "tolerance": reference.tolerance}
+
+    def _build(self, reference: _ReferenceSession, worker: WorkerProcess, variant: int) -> dict[str, Any]:
+        """Build the candidate for a shape variant, with the reference's constructor arguments and weights."""
+        built, blobs = reference.request("build", variant=variant)
+        self._call(worker, "build", self.options.compile_timeout, blobs=blobs, dtype=built["dtype"])
+        return built
+
+    def _use_task_shapes(self, reference: _ReferenceSession, worker: WorkerProcess) -> None:
+        """Rebuild the candidate for the task's shapes and run it once on their inputs: the launch check
+        runs the model and inputs the worker holds, and the timing that model. (This call's outputs go
+        unjudged: the timing judges the outputs of every timed call.)"""
+        built = self._build(reference, worker, variant=0)
+        _, input_blobs = reference.request("trial", variant=0, seed=0, distribution=None)
+        self._call(worker, "run", self.options.step_timeout, blobs=input_blobs, poison=built["output_specs"])
 
     def _timing(self, reference: _ReferenceSession, worker: WorkerProcess) -> Timing:
         _, set_blobs = reference.request("timing_sets", count=self.options.rotating_sets)
@@ -268,7 +283,7 @@ class _ReferenceSession:
         self._floor: dict[str, Any] | None = None
         try:
             info, _ = self.request("load", path=str(task.path), meta=task.meta.to_dict())
-            built, _ = self.request("build", variant=0)
+            built, _ = self.request("build", variant=0, weights=False)
         except BaseException:  # a broken task leaves no worker or log behind
             self.worker.close()
             raise

@@ -36,7 +36,7 @@ class ReferenceRole:
         self.module: Any = None
         self.meta: dict[str, Any] = {}
         # Built once per shape variant and kept while the task stays loaded:
-        # model, constructor-argument and weight blobs, output specs.
+        # model, constructor arguments, output specs.
         self.built: dict[int, dict[str, Any]] = {}
         self.tolerance: correctness.Tolerance | None = None
         self.work: roofline.Work | None = None
@@ -59,12 +59,16 @@ class ReferenceRole:
         self.module = module
         return {"variants": 1 + len(meta["shape_variants"])}, []
 
-    def cmd_build(self, blobs: list[bytes], variant: int) -> tuple[Any, list[bytes]]:
-        """Build the reference for a shape variant; send the candidate's constructor arguments and weights."""
+    def cmd_build(self, blobs: list[bytes], variant: int, weights: bool = True) -> tuple[Any, list[bytes]]:
+        """Build the reference for a shape variant (once); send the candidate's constructor arguments and
+        weights, unless no candidate is there to receive them."""
         if variant not in self.built:
             self.built[variant] = self._build(variant)
         built = self.built[variant]
-        return built["result"], built["blobs"]
+        if not weights:
+            return built["result"], []
+        # Shared anew for every candidate: a blob can be received once (see wire.dump_tensors).
+        return built["result"], [wire.dump_tensors(built["init"]), wire.dump_tensors(built["model"].state_dict())]
 
     def _build(self, variant: int) -> dict[str, Any]:
         with self._variant(variant):
@@ -92,8 +96,7 @@ class ReferenceRole:
                     self.work.reference_units, self.meta.get("atol"), self.meta.get("rtol"))
         result = {"output_specs": inputs.specs(outputs), "tolerance": self.tolerance.to_dict(),
                   "dtype": self.meta.get("dtype")}
-        return {"model": model, "result": result, "init": init,
-                "blobs": [wire.dump_tensors(init), wire.dump_tensors(model.state_dict())]}
+        return {"model": model, "result": result, "init": init}
 
     # -- correctness trials ------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ def time_calls(fn: Callable[..., Any], input_sets: Sequence[Sequence[Any]], devi
         raise ValueError("time_calls needs at least one input set")
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     flush_buffer = _flush_buffer(device)
+    # Every set is timed at least once: the outputs of each are checked afterwards.
+    min_runs, max_runs = max(min_runs, len(input_sets)), max(max_runs, len(input_sets))
 
     with torch.no_grad():
         for i in range(warmup_runs):

@@ -32,7 +32,12 @@ def recv(conn: Connection) -> tuple[dict[str, Any], list[bytes]]:
 
 
 def dump_tensors(obj: Any) -> bytes:
-    """Pickle tensors (or tuples/lists/dicts of them) for another process, sharing their memory."""
+    """Pickle tensors (or tuples/lists/dicts of them) for another process, sharing their memory.
+
+    A blob can be loaded once: on the CPU each tensor travels as a file descriptor that the
+    receiver takes from this process, after which a second load fails (EOFError). To send the
+    same tensors again, to another process, dump them again.
+    """
     import torch.multiprocessing  # noqa: F401  (registers torch's sharing reductions)
     from multiprocessing.reduction import ForkingPickler
 
