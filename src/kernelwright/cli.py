@@ -124,11 +124,12 @@ def _or_exit(load):  # noqa: ANN001, ANN202
 
 
 def _bad_input(message: str) -> None:
-    errors.print(f"error: {message}", markup=False, highlight=False)
+    # soft_wrap: one line whatever the terminal's width (or 80 columns when stderr is not a terminal).
+    errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
-from kernelwright import cli_runs  # noqa: E402, F401  (registers optimize, runs and show on the app)
+from kernelwright import cli_bench, cli_export, cli_runs  # noqa: E402, F401  (register their commands on the app)
 
 
 def main() -> None:

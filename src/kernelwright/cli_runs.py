@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.live import Live
@@ -16,12 +16,19 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from kernelwright.cli import _bad_input, app, console, errors
+from kernelwright.cli_options import (
+    DEFAULT_DB, BaseUrlFlag, BudgetFlag, ConfigFlag, DbFlag, DeviceFlag, GeneratorFlag, InterpretFlag, MaxCostFlag,
+    MaxTokensFlag, ModelFlag, PlateauFlag, ProviderFlag, SeedFlag, StrategyFlag, TargetSolFlag, TimeLimitFlag,
+    apply_flags,
+)
 from kernelwright.config import Config, ConfigError, load_config
-from kernelwright.search import STRATEGIES, StrategyError
+from kernelwright.search import StrategyError
 from kernelwright.store import Store, StoreError
 from kernelwright.task import TaskError, load_task
 
-DEFAULT_DB = Path("kernelwright.db")
+if TYPE_CHECKING:  # imported when used: the reports load jinja2, and the CLI starts fast without it
+    from kernelwright.report.costs import RoleCost, RunCosts
+
 EXIT_INTERRUPTED = 130
 _BAD_INPUT = (TaskError, ConfigError, StoreError, StrategyError)
 
@@ -29,37 +36,43 @@ _BAD_INPUT = (TaskError, ConfigError, StoreError, StrategyError)
 @app.command()
 def optimize(
     task_path: Path = typer.Argument(..., metavar="TASK.py", help="KernelBench-format task to optimize."),
-    generator: Optional[str] = typer.Option(None, "--generator", "-g", help="NAME or NAME:ARG, e.g. scripted:FOLDER."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help=f"One of: {', '.join(STRATEGIES)} (default refine)."),
-    budget: Optional[int] = typer.Option(None, "--budget", "-n", min=1, help="Candidates to evaluate (default 20)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Stop after this many LLM tokens."),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", min=0, help="Stop after this many dollars of LLM calls."),
-    time_limit: Optional[str] = typer.Option(None, "--time-limit", help="Stop after this wall time: 90, 90s, 20m, 2h."),
-    target_sol: Optional[float] = typer.Option(None, "--target-sol", min=0, help="Stop when the best reaches this fraction of the speed of light (default 0.9)."),
-    plateau: Optional[int] = typer.Option(None, "--plateau", min=1, help="Stop after this many candidates without a 1% gain."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the strategy's choices (default 0)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda or cpu (default: the GPUs when there are any)."),
-    interpret: bool = typer.Option(False, "--interpret", help="Without a GPU, run Triton kernels in Triton's interpreter."),
-    config_path: Optional[Path] = typer.Option(None, "--config", help="TOML file of settings; flags override it."),
-    db: Path = typer.Option(DEFAULT_DB, "--db", help="SQLite store of runs, candidates and evaluations."),
+    generator: GeneratorFlag = None,
+    model: ModelFlag = None,
+    base_url: BaseUrlFlag = None,
+    provider: ProviderFlag = None,
+    strategy: StrategyFlag = None,
+    budget: BudgetFlag = None,
+    max_tokens: MaxTokensFlag = None,
+    max_cost: MaxCostFlag = None,
+    time_limit: TimeLimitFlag = None,
+    target_sol: TargetSolFlag = None,
+    plateau: PlateauFlag = None,
+    seed: SeedFlag = None,
+    device: DeviceFlag = None,
+    interpret: InterpretFlag = False,
+    config_path: ConfigFlag = None,
+    db: DbFlag = DEFAULT_DB,
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for best.py and the reports (default kernelwright-runs/RUN)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run (id or unique prefix)."),
 ) -> None:
     """Search for a faster verified kernel; writes best.py and a report. Running the same command
     again continues an interrupted run."""
     from kernelwright.generate import GeneratorError
-    from kernelwright.search.controller import RunBusyError, optimize as run_optimize
-    from kernelwright.search.run import ResumeError
 
     try:
         config = load_config(config_path) if config_path else Config()
-        _apply_flags(config, generator=generator, strategy=strategy, budget=budget, max_tokens=max_tokens,
-                     max_cost=max_cost, time_limit=time_limit, target_sol=target_sol, plateau=plateau, seed=seed,
-                     device=device, interpret=interpret)
+        apply_flags(config, generator=generator, strategy=strategy, budget=budget, max_tokens=max_tokens,
+                    max_cost=max_cost, time_limit=time_limit, target_sol=target_sol, plateau=plateau, seed=seed,
+                    device=device, interpret=interpret, model=model, base_url=base_url, provider=provider)
         task = load_task(task_path)
         store = Store(db)
     except (*_BAD_INPUT, GeneratorError) as e:
         _bad_input(str(e))
+    # Imported once the settings are known to be good: they load torch, which takes seconds.
+    from kernelwright.report.costs import run_costs
+    from kernelwright.search.controller import RunBusyError, optimize as run_optimize
+    from kernelwright.search.run import ResumeError
+
     progress = _Progress(config)
     try:
         with store, Live(get_renderable=progress.render, console=console, refresh_per_second=4,
@@ -67,13 +80,14 @@ def optimize(
             progress.live = live
             outcome = run_optimize(task, config, store, out, resume=resume, on_start=progress.start,
                                    on_progress=progress.update)
+            costs = run_costs(store, outcome.record.id)
     except KeyboardInterrupt:
         errors.print(f"interrupted; everything so far is in {db}. Run the same command to continue"
                      + (f" (run {progress.run_id})" if progress.run_id else "") + ".", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (*_BAD_INPUT, GeneratorError, RunBusyError, ResumeError) as e:
         _bad_input(str(e))
-    _print_outcome(outcome)
+    _print_outcome(outcome, costs)
 
 
 @app.command()
@@ -168,51 +182,15 @@ class _Progress:
         (self.live.console if self.live else console).print(line, markup=False, highlight=False)
 
 
-def _apply_flags(config: Config, **flags: object) -> None:
-    """Flags given on the command line override the config file."""
-    simple = {"generator": config, "strategy": config, "seed": config}
-    for name, target in simple.items():
-        if flags[name] is not None:
-            setattr(target, name, flags[name])
-    if flags["budget"] is not None:
-        config.budget.candidates = flags["budget"]
-    if flags["max_tokens"] is not None:
-        config.budget.max_tokens = flags["max_tokens"]
-    if flags["max_cost"] is not None:
-        config.budget.max_cost = flags["max_cost"]
-    if flags["time_limit"] is not None:
-        config.budget.time_limit_s = parse_duration(str(flags["time_limit"]))
-    if flags["target_sol"] is not None:
-        config.stop.target_sol = flags["target_sol"]
-    if flags["plateau"] is not None:
-        config.stop.plateau = flags["plateau"]
-    if flags["device"] is not None:
-        if flags["device"] not in ("cuda", "cpu"):
-            raise ConfigError(f"--device must be cuda or cpu, got {flags['device']!r}")
-        config.eval.device = flags["device"]
-    if flags["interpret"]:
-        config.eval.interpret_triton = True
-    if config.strategy not in STRATEGIES:
-        raise StrategyError(f"unknown strategy {config.strategy!r}; one of: {', '.join(STRATEGIES)}")
+def _print_outcome(outcome, costs: RunCosts) -> None:  # noqa: ANN001  (an Outcome)
+    from kernelwright.report.run import format_duration
 
-
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "20m" or "2h"."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    try:
-        seconds = float(number) * units[unit]
-    except ValueError:
-        raise ConfigError(f"--time-limit: expected seconds or a number with s, m or h, got {text!r}") from None
-    if seconds <= 0:
-        raise ConfigError(f"--time-limit must be positive, got {text!r}")
-    return seconds
-
-
-def _print_outcome(outcome) -> None:  # noqa: ANN001  (an Outcome)
     record, answer, best = outcome.record, outcome.answer, outcome.best
     table = Table(title=f"run {record.id}: {record.status}", show_header=False)
     table.add_row("stopped", escape(record.stop_reason or ""))
+    total = costs.total
+    table.add_row("wall time", f"{format_duration(costs.wall_s)} (LLM calls {format_duration(total.llm_s)}, "
+                               f"evaluations {format_duration(total.device_s)} of device time)")
     evaluated = sum(n for status, n in outcome.counts.items() if status not in ("duplicate", "generator_error"))
     table.add_row("candidates", f"{evaluated} evaluated: " + ", ".join(
         f"{n} {status}" for status, n in sorted(outcome.counts.items(), key=lambda item: -item[1])))
@@ -227,6 +205,29 @@ def _print_outcome(outcome) -> None:  # noqa: ANN001  (an Outcome)
     for name, path in outcome.files.items():
         table.add_row(name, escape(str(path)))
     console.print(table)
+    if costs.has_llm:
+        console.print(costs_table(costs))
+
+
+def costs_table(costs: RunCosts) -> Table:
+    """Per role: its LLM calls, tokens, dollars and seconds, and the device time of what it wrote."""
+    from kernelwright.report.costs import format_usd
+    from kernelwright.report.run import format_duration
+
+    table = Table("role", *(Column(name, justify="right") for name in (
+        "LLM calls", "tokens in", "tokens out", "cost", "LLM time", "candidates", "device time")),
+        title="spent per role")
+
+    def cells(c: RoleCost) -> list[str]:
+        return [escape(c.role), f"{c.calls}" + (f" (+{c.failed} failed)" if c.failed else ""),
+                f"{c.input_tokens:,}", f"{c.output_tokens:,}", escape(format_usd(c)), format_duration(c.llm_s),
+                str(c.candidates), format_duration(c.device_s)]
+
+    for row in costs.roles:
+        table.add_row(*cells(row))
+    if len(costs.roles) > 1:
+        table.add_row(*cells(costs.total), style="bold")
+    return table
 
 
 def _open(db: Path) -> Store:

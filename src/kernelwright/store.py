@@ -12,6 +12,9 @@ Tables (schema version in `PRAGMA user_version`, upgraded by MIGRATIONS):
     evaluations  verdict JSON per (candidate, task, eval_key): an evaluation
                  is never repeated on the same task, device, versions and options
     llm_calls    prompt, reply, tokens, cost, latency of every LLM call
+    benches      one row per bench: its key, suite, filter, config, status
+    bench_tasks  a bench's tasks in order, each with the run that optimizes it
+                 (or the error that made the task unusable)
 
 Every write commits at once: a process killed at any moment loses at most the
 work in flight. Threads may share one Store: its statements are serialized.
@@ -19,6 +22,7 @@ work in flight. Threads may share one Store: its statements are serialized.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -91,12 +95,38 @@ class LLMCall:
     reply: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost: float = 0.0  # dollars
+    cost: float | None = 0.0  # dollars; None when the model's price is unknown (sums skip it)
     latency_s: float = 0.0
     cached: bool = False
     error: str | None = None
     request_key: str | None = None
     call_index: int | None = None
+
+
+@dataclass
+class BenchRecord:
+    id: str
+    key: str  # hash of what makes two commands "the same bench" (the tasks and every run setting)
+    suite: str  # as given: "builtin" or a path
+    task_filter: str | None
+    config: dict[str, Any]
+    environment: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"  # running | interrupted | finished | failed
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+
+
+@dataclass
+class BenchTaskRecord:
+    bench_id: str
+    seq: int
+    task_key: str  # the task's name in its suite ("gelu", "level1/19_ReLU")
+    task_id: str
+    task_path: str
+    variants: int  # shape variants besides the task's own shapes
+    run_id: str | None = None
+    error: str | None = None  # the task cannot be benched (its reference fails): one line
 
 
 @dataclass
@@ -146,13 +176,26 @@ MIGRATIONS: list[str] = [
     CREATE INDEX llm_calls_run ON llm_calls(run_id);
     CREATE INDEX llm_calls_request ON llm_calls(request_key);
     """,
+    """
+    CREATE TABLE benches (
+        id TEXT PRIMARY KEY, key TEXT, suite TEXT, task_filter TEXT, config TEXT, environment TEXT,
+        status TEXT, created_at REAL, updated_at REAL, finished_at REAL
+    );
+    CREATE INDEX benches_key ON benches(key);
+    CREATE TABLE bench_tasks (
+        bench_id TEXT REFERENCES benches(id), seq INTEGER, task_key TEXT, task_id TEXT, task_path TEXT,
+        variants INTEGER, run_id TEXT, error TEXT, PRIMARY KEY (bench_id, seq)
+    );
+    """,
 ]
 
 # Record fields stored as JSON text; every other field maps to a column of the same name.
 _RUN_JSON = frozenset({"config", "answer", "environment"})
 _PROPOSAL_JSON = frozenset({"request", "candidates"})
 _NODE_JSON = frozenset({"parents", "metadata", "verdict"})
+_BENCH_JSON = frozenset({"config", "environment"})
 _RUN_UPDATABLE = frozenset(f.name for f in fields(RunRecord)) - {"id"}
+_BENCH_UPDATABLE = frozenset(f.name for f in fields(BenchRecord)) - {"id"}
 
 # Usage totals in the order of Usage's fields; {group} and {where} select one role, all, or per role.
 _USAGE_SQL = (
@@ -199,6 +242,18 @@ class _Connection:
     def executescript(self, script: str) -> None:
         with self._lock:
             self._conn.executescript(script)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The statements inside commit together or not at all; other threads wait meanwhile."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     @property
     def in_transaction(self) -> bool:
@@ -290,18 +345,22 @@ class Store:
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with id `run_id`, or the only one whose id starts with it."""
-        row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _record(RunRecord, self._by_id_or_prefix("runs", "run", run_id), _RUN_JSON)
+
+    def _by_id_or_prefix(self, table: str, what: str, ident: str) -> sqlite3.Row:
+        # `table` is one of this module's own table names, never input.
+        row = self._conn.execute(f"SELECT * FROM {table} WHERE id = ?", (ident,)).fetchone()
         if row is not None:
-            return _record(RunRecord, row, _RUN_JSON)
+            return row
         # substr, not LIKE: ids may hold "_" or "%". An empty prefix names nothing.
-        sql = "SELECT * FROM runs WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 6"
-        rows = self._conn.execute(sql, (len(run_id), run_id)).fetchall() if run_id else []
+        sql = f"SELECT * FROM {table} WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 6"
+        rows = self._conn.execute(sql, (len(ident), ident)).fetchall() if ident else []
         if not rows:
-            raise StoreError(f"no run {run_id!r} in {self.path}")
+            raise StoreError(f"no {what} {ident!r} in {self.path}")
         if len(rows) > 1:
             shown = ", ".join(r["id"] for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
-            raise StoreError(f"run id {run_id!r} is ambiguous in {self.path}: {shown}")
-        return _record(RunRecord, rows[0], _RUN_JSON)
+            raise StoreError(f"{what} id {ident!r} is ambiguous in {self.path}: {shown}")
+        return rows[0]
 
     def find_resumable(self, key: str) -> RunRecord | None:
         """The newest run with this key that did not finish, if any."""
@@ -320,16 +379,71 @@ class Store:
 
     def update_run(self, run_id: str, **changes: Any) -> None:
         """Set RunRecord fields of run `run_id` (exact id); updated_at is stamped unless given."""
-        unknown = sorted(set(changes) - _RUN_UPDATABLE)
+        self._update("runs", "run", run_id, changes, _RUN_UPDATABLE, _RUN_JSON)
+
+    def _update(self, table: str, what: str, ident: str, changes: dict[str, Any], updatable: frozenset[str],
+                json_fields: frozenset[str]) -> None:
+        unknown = sorted(set(changes) - updatable)
         if unknown:
-            raise ValueError(f"not updatable run fields: {', '.join(unknown)}")
+            raise ValueError(f"not updatable {what} fields: {', '.join(unknown)}")
         changes.setdefault("updated_at", time.time())
-        values = [_dump(v) if k in _RUN_JSON else v for k, v in changes.items()]
+        values = [_dump(v) if k in json_fields else v for k, v in changes.items()]
         # Column names come from the whitelist above, never from outside.
         assignments = ", ".join(f"{k} = ?" for k in changes)
-        cursor = self._conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", [*values, run_id])
+        cursor = self._conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values, ident])
         if cursor.rowcount == 0:
-            raise StoreError(f"no run {run_id!r} in {self.path}")
+            raise StoreError(f"no {what} {ident!r} in {self.path}")
+
+    # -- benches
+
+    def create_bench(self, bench: BenchRecord, tasks: list[BenchTaskRecord]) -> None:
+        """Insert `bench` and its task list (stamping created_at/updated_at when they are 0), all at once."""
+        now = time.time()
+        bench.created_at = bench.created_at or now
+        bench.updated_at = bench.updated_at or now
+        with self._conn.transaction():
+            self._insert("INSERT", "benches", _columns(bench, _BENCH_JSON))
+            for task in tasks:
+                self._insert("INSERT", "bench_tasks", _columns(task, frozenset()))
+
+    def get_bench(self, bench_id: str) -> BenchRecord:
+        """The bench with id `bench_id`, or the only one whose id starts with it."""
+        return _record(BenchRecord, self._by_id_or_prefix("benches", "bench", bench_id), _BENCH_JSON)
+
+    def find_resumable_bench(self, key: str) -> BenchRecord | None:
+        """The newest bench with this key that did not finish, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM benches WHERE key = ? AND status != 'finished'"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (key,),
+        ).fetchone()
+        return None if row is None else _record(BenchRecord, row, _BENCH_JSON)
+
+    def list_benches(self) -> list[BenchRecord]:
+        rows = self._conn.execute("SELECT * FROM benches ORDER BY created_at DESC, rowid DESC")
+        return [_record(BenchRecord, row, _BENCH_JSON) for row in rows]
+
+    def update_bench(self, bench_id: str, **changes: Any) -> None:
+        """Set BenchRecord fields of bench `bench_id` (exact id); updated_at is stamped unless given."""
+        self._update("benches", "bench", bench_id, changes, _BENCH_UPDATABLE, _BENCH_JSON)
+
+    def bench_tasks(self, bench_id: str) -> list[BenchTaskRecord]:
+        rows = self._conn.execute("SELECT * FROM bench_tasks WHERE bench_id = ? ORDER BY seq", (bench_id,))
+        return [_record(BenchTaskRecord, row, frozenset()) for row in rows]
+
+    def link_bench_task(self, bench_id: str, seq: int, run_id: str) -> None:
+        """Task `seq` of the bench is optimized by run `run_id`."""
+        self._update_bench_task(bench_id, seq, "run_id", run_id)
+
+    def fail_bench_task(self, bench_id: str, seq: int, error: str) -> None:
+        """Task `seq` of the bench cannot be benched, for this one-line reason."""
+        self._update_bench_task(bench_id, seq, "error", error)
+
+    def _update_bench_task(self, bench_id: str, seq: int, column: str, value: str) -> None:
+        cursor = self._conn.execute(f"UPDATE bench_tasks SET {column} = ? WHERE bench_id = ? AND seq = ?",
+                                    (value, bench_id, seq))
+        if cursor.rowcount == 0:
+            raise StoreError(f"no task {seq} in bench {bench_id!r} in {self.path}")
 
     # -- sources
 
@@ -399,6 +513,29 @@ class Store:
             (candidate_id, task_id, eval_key),
         ).fetchone()
         return None if row is None else _load(row["verdict"])
+
+    def evaluation_seconds(self, run_id: str) -> float:
+        """Wall time the evaluator spent on the run's candidates (an evaluation reused from an earlier
+        run counts its original time: it is what judging that candidate cost)."""
+        row = self._conn.execute(
+            """SELECT COALESCE(SUM(e.seconds), 0.0) FROM nodes n JOIN runs r ON r.id = n.run_id
+               JOIN evaluations e ON e.candidate_id = n.candidate_id
+                   AND e.task_id = r.task_id AND e.eval_key = n.eval_key
+               WHERE n.run_id = ?""",
+            (run_id,),
+        ).fetchone()
+        return row[0]
+
+    def evaluation_seconds_by_candidate(self, run_id: str) -> dict[str, float]:
+        """Per candidate of the run, the evaluator's wall time on it (as `evaluation_seconds` counts it)."""
+        rows = self._conn.execute(
+            """SELECT n.candidate_id, e.seconds FROM nodes n JOIN runs r ON r.id = n.run_id
+               JOIN evaluations e ON e.candidate_id = n.candidate_id
+                   AND e.task_id = r.task_id AND e.eval_key = n.eval_key
+               WHERE n.run_id = ?""",
+            (run_id,),
+        )
+        return {row[0]: row[1] or 0.0 for row in rows}
 
     def evaluation_count(self, task_id: str | None = None) -> int:
         where, args = ("WHERE task_id = ?", (task_id,)) if task_id is not None else ("", ())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernelwright.report.costs import run_costs
 from kernelwright.report.run import Answer, NodeRow, RunReport
 from kernelwright.store import NodeRecord, Store
 
@@ -27,6 +28,7 @@ def run_report(store: Store, run_id: str) -> RunReport:
         usage={"calls": usage.calls, "tokens": usage.tokens, "cost": usage.cost, "latency_s": usage.latency_s},
         duplicates=max(0, proposed - len(nodes)),
         generator_errors=[p.error for p in proposals if p.error],
+        costs=run_costs(store, record.id),
     )
 
 

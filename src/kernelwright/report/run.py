@@ -2,7 +2,8 @@
 
 A RunReport is plain data, built from the store by the caller; this module only
 lays it out. Both formats show the same sections: the run and its environment,
-the answer, the best speedup over the candidates, the verdict counts, every
+the answer, the best speedup over the candidates, the verdict counts, what
+the run spent per role (tokens, dollars, LLM and device time), every
 candidate, and the winning source. The HTML holds its CSS, its charts and its
 script inline and refers to no URL, so it can be mailed or archived as is.
 """
@@ -22,6 +23,7 @@ from markupsafe import Markup
 
 from kernelwright.evaluate.verdict import Status
 from kernelwright.report import svg
+from kernelwright.report.costs import RunCosts, format_usd
 from kernelwright.search.answer import Answer
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -67,6 +69,7 @@ class RunReport:
     usage: dict[str, Any]  # {"calls", "tokens", "cost", "latency_s"}
     duplicates: int = 0
     generator_errors: list[str] = field(default_factory=list)
+    costs: RunCosts | None = None  # per role; None for a report made without the store's accounting
 
     def status_counts(self) -> dict[str, int]:
         """Count of nodes per status that occurs, passed first, then failures in verdict order.
@@ -174,11 +177,13 @@ def _environment() -> jinja2.Environment:
         value=format_value,
         truncate_reason=truncate,
         md=markdown_cell,
+        usd=format_usd,
+        duration=format_duration,
     )
     return env
 
 
-_ENV = _environment()
+TEMPLATES_ENV = _environment()  # shared by the bench reports (report/bench.py)
 
 
 def _improvements(trajectory: list[tuple[int, float | None]]) -> list[tuple[int, float]]:
@@ -202,13 +207,19 @@ def _comparison(answer: Answer) -> list[tuple[str, float | None, float | None]]:
     return rows
 
 
+def ordered_environment(environment: dict[str, Any]) -> dict[str, Any]:
+    """The environment's usual keys first, in a fixed order (missing ones as None), then any others."""
+    ordered = {k: environment.get(k) for k in ENVIRONMENT_KEYS}
+    ordered.update({k: v for k, v in environment.items() if k not in ordered})
+    return ordered
+
+
 def _context(report: RunReport) -> dict[str, Any]:
     answer = report.answer
     winner = None
     if answer is not None and answer.kind == "candidate":
         winner = next((n for n in report.nodes if n.candidate_id == answer.candidate_id), None)
-    environment = {k: report.environment.get(k) for k in ENVIRONMENT_KEYS}
-    environment.update({k: v for k, v in report.environment.items() if k not in environment})
+    environment = ordered_environment(report.environment)
     return {
         "r": report,
         "answer": answer,
@@ -226,7 +237,7 @@ def _context(report: RunReport) -> dict[str, Any]:
 def render_markdown(report: RunReport) -> str:
     context = _context(report)
     context["fence"] = code_fence(report.best_source or "")
-    return _ENV.get_template("run.md.j2").render(context)
+    return TEMPLATES_ENV.get_template("run.md.j2").render(context)
 
 
 def render_html(report: RunReport) -> str:
@@ -240,10 +251,10 @@ def render_html(report: RunReport) -> str:
         reference_line=("eager = 1.0x", 1.0),
     )
     context["trajectory_svg"] = Markup(chart)  # svg.py escapes every text it writes
-    return _ENV.get_template("run.html.j2").render(context)
+    return TEMPLATES_ENV.get_template("run.html.j2").render(context)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     # A reader (a browser refreshing, a CI upload) never sees half a report.
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text, encoding="utf-8")
@@ -255,6 +266,6 @@ def write_reports(report: RunReport, folder: Path) -> dict[str, Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / "report.md", "html": folder / "report.html"}
-    _write_atomic(paths["markdown"], render_markdown(report))
-    _write_atomic(paths["html"], render_html(report))
+    write_atomic(paths["markdown"], render_markdown(report))
+    write_atomic(paths["html"], render_html(report))
     return paths

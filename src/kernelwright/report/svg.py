@@ -1,7 +1,7 @@
-"""Small SVG charts as strings: a line chart and a bar chart, no dependencies.
+"""Small SVG charts as strings: a line chart, a bar chart and a grouped bar chart, no dependencies.
 
-Run reports inline them in their HTML; bench reports will reuse them. Every
-piece of text that comes from data is XML-escaped here, so a caller may mark
+Run and bench reports inline them in their HTML. Every piece of text that
+comes from data is XML-escaped here, so a caller may mark
 the result as safe markup. The `<svg>` carries no `xmlns`: HTML5 does not need
 it inline, and the reports that embed these charts must hold no URL at all.
 """
@@ -19,6 +19,7 @@ CHAR_WIDTH = 6.5  # rough width of one character at font-size 11: enough to lay 
 # Margins around the plot area: room for tick labels (left, bottom), the legend (top).
 LEFT, RIGHT, TOP, BOTTOM = 60, 20, 32, 46
 MAX_BAR_LABEL = 24  # characters of a bar's label under the axis; its tooltip has it all
+HEADROOM = 1.12  # the value axis of grouped bars reaches this far past the largest value
 
 
 def _text(value: object) -> str:
@@ -196,6 +197,37 @@ def line_chart(
     return "".join(parts)
 
 
+class _Categories:
+    """Labels under a bar chart's axis, one per band; turned 30 degrees when they would overlap."""
+
+    def __init__(self, labels: list[str], band: float) -> None:
+        self.shown = [_shorten(label, MAX_BAR_LABEL) for label in labels]
+        # Turn them all (to read alike) and make room below the plot for the longest.
+        self.turn = any(CHAR_WIDTH * len(label) > band for label in self.shown)
+        self.bottom_margin = BOTTOM if not self.turn else 24 + 0.5 * CHAR_WIDTH * max(len(x) for x in self.shown)
+
+    def label(self, index: int, centre: float, frame: _Frame) -> str:
+        label_y = frame.bottom + 14
+        text = _text(self.shown[index])
+        if self.turn:
+            return (f'<text x="{centre:.1f}" y="{label_y:.1f}" text-anchor="end" '
+                    f'transform="rotate(-30 {centre:.1f} {label_y:.1f})">{text}</text>')
+        return f'<text x="{centre:.1f}" y="{label_y:.1f}" text-anchor="middle">{text}</text>'
+
+
+def _bar(x: float, width: float, value: float, frame: _Frame, color: str, tooltip: str, label: bool) -> str:
+    """One bar from zero to `value`, with a tooltip and, when `label`, its value beyond its far end."""
+    zero = frame.y(0.0)
+    top, bottom = sorted((frame.y(value), zero))
+    bar = (f'<rect x="{x:.1f}" y="{top:.1f}" width="{width:.1f}" height="{bottom - top:.1f}" fill="{color}">'
+           f"<title>{_text(tooltip)}</title></rect>")
+    if not label:
+        return bar
+    value_y = top - 4 if value >= 0 else bottom + 13
+    return (bar + f'<text x="{x + width / 2:.1f}" y="{value_y:.1f}" text-anchor="middle">'
+            f"{_text(_value_label(value))}</text>")
+
+
 def bar_chart(
     bars: list[tuple[str, float]],
     *,
@@ -209,38 +241,72 @@ def bar_chart(
     # Bars grow from zero, so zero is always on the axis.
     y_ticks = nice_ticks(min(values + [0.0]), max(values + [0.0])) if values else [0.0, 1.0]
     band = (width - LEFT - RIGHT) / max(len(bars), 1)
-    shown = [_shorten(label, MAX_BAR_LABEL) for label, _ in bars]
-    # Labels wider than their band would overlap: turn them all (to read alike)
-    # and make room below the plot for the longest, turned by 30 degrees.
-    turn = any(CHAR_WIDTH * len(label) > band for label in shown)
-    bottom_margin = BOTTOM if not turn else 24 + 0.5 * CHAR_WIDTH * max(len(label) for label in shown)
-    frame = _Frame(width, height, [0.0, 1.0], y_ticks, bottom_margin)
+    categories = _Categories([label for label, _ in bars], band)
+    frame = _Frame(width, height, [0.0, 1.0], y_ticks, categories.bottom_margin)
 
     parts = [_open(width, height, y_label)]
     parts += frame.y_axis(y_label)
     parts.append(frame.box())
     if not bars:
         parts.append(_no_data(frame))
-    zero = frame.y(0.0)
-    for index, ((label, value), short) in enumerate(zip(bars, shown)):
-        color = PALETTE[index % len(PALETTE)]
+    for index, (label, value) in enumerate(bars):
         bar_x = frame.left + index * band + band * 0.15
-        top, bottom = sorted((frame.y(value), zero))
-        centre = frame.left + (index + 0.5) * band
-        value_y = top - 4 if value >= 0 else bottom + 13  # outside the bar's far end
-        parts.append(
-            f'<rect x="{bar_x:.1f}" y="{top:.1f}" width="{band * 0.7:.1f}" height="{bottom - top:.1f}" fill="{color}">'
-            f"<title>{_text(f'{label}: {_value_label(value)}')}</title></rect>"
-            f'<text x="{centre:.1f}" y="{value_y:.1f}" text-anchor="middle">{_text(_value_label(value))}</text>'
-        )
-        label_y = frame.bottom + 14
-        if turn:
-            parts.append(
-                f'<text x="{centre:.1f}" y="{label_y:.1f}" text-anchor="end" '
-                f'transform="rotate(-30 {centre:.1f} {label_y:.1f})">{_text(short)}</text>'
-            )
-        else:
-            parts.append(f'<text x="{centre:.1f}" y="{label_y:.1f}" text-anchor="middle">{_text(short)}</text>')
+        parts.append(_bar(bar_x, band * 0.7, value, frame, PALETTE[index % len(PALETTE)],
+                          f"{label}: {_value_label(value)}", label=True))
+        parts.append(categories.label(index, frame.left + (index + 0.5) * band, frame))
     parts += frame.reference(reference_line)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def grouped_bar_chart(
+    groups: list[str],
+    series: list[tuple[str, list[float | None]]],
+    *,
+    y_label: str,
+    width: int = 640,
+    height: int = 320,
+    reference_line: tuple[str, float] | None = None,
+) -> str:
+    """Per group (a task), one bar per series (a baseline, a bench), colored by series, with a legend.
+
+    A missing value (None) leaves its slot empty. The chart widens so that each
+    bar stays readable however many groups there are.
+    """
+    values = [v for _, vs in series for v in vs if v is not None and math.isfinite(v)]
+    values += [reference_line[1]] if reference_line else []
+    # Headroom above the tallest bar for its value label, which would otherwise meet the legend.
+    y_ticks = nice_ticks(min(values + [0.0]), max(values + [0.0]) * HEADROOM) if values else [0.0, 1.0]
+    slots = max(len(series), 1)
+    width = max(width, round(LEFT + RIGHT + len(groups) * (slots * 12 + 10)))
+    band = (width - LEFT - RIGHT) / max(len(groups), 1)
+    categories = _Categories(groups, band)
+    frame = _Frame(width, height, [0.0, 1.0], y_ticks, categories.bottom_margin)
+    bar_width = band * 0.8 / slots
+    # Value labels only where they fit above their bar.
+    label_values = bar_width >= CHAR_WIDTH * 4
+
+    parts = [_open(width, height, y_label)]
+    parts += frame.y_axis(y_label)
+    parts.append(frame.box())
+    if not values or not groups:
+        parts.append(_no_data(frame))
+    for index, group in enumerate(groups):
+        for slot, (name, vs) in enumerate(series):
+            value = vs[index] if index < len(vs) else None
+            if value is None or not math.isfinite(value):
+                continue
+            bar_x = frame.left + index * band + band * 0.1 + slot * bar_width
+            parts.append(_bar(bar_x, bar_width, value, frame, PALETTE[slot % len(PALETTE)],
+                              f"{group}, {name}: {_value_label(value)}", label=label_values))
+        parts.append(categories.label(index, frame.left + (index + 0.5) * band, frame))
+    parts += frame.reference(reference_line)
+    legend_x = float(frame.left)
+    for slot, (name, _) in enumerate(series):
+        parts.append(
+            f'<rect x="{legend_x:.1f}" y="{TOP - 20}" width="12" height="12" fill="{PALETTE[slot % len(PALETTE)]}"/>'
+            f'<text x="{legend_x + 16:.1f}" y="{TOP - 10}">{_text(name)}</text>'
+        )
+        legend_x += 28 + CHAR_WIDTH * len(name)
     parts.append("</svg>")
     return "".join(parts)

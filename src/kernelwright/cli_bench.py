@@ -1,0 +1,189 @@
+"""The bench commands of `kernelwright`: bench, and report --compare.
+
+Registered on the app of `kernelwright.cli` (imported at its end).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from kernelwright.cli import _bad_input, app, console, errors
+from kernelwright.cli_options import (
+    DEFAULT_DB, BudgetFlag, ConfigFlag, DbFlag, DeviceFlag, GeneratorFlag, InterpretFlag, MaxCostFlag, MaxTokensFlag,
+    PlateauFlag, SeedFlag, StrategyFlag, TargetSolFlag, TimeLimitFlag, apply_flags,
+)
+from kernelwright.cli_runs import _BAD_INPUT, EXIT_INTERRUPTED
+from kernelwright.config import Config, load_config
+from kernelwright.store import BenchTaskRecord, Store, StoreError
+
+if TYPE_CHECKING:  # imported when used: they load torch, and the CLI starts fast without it
+    from kernelwright.bench.results import BenchResult, TaskResult
+    from kernelwright.search.run import Run
+
+
+@app.command()
+def bench(
+    suite_spec: str = typer.Argument(..., metavar="SUITE",
+                                     help="builtin, a folder of task files, or a KernelBench checkout."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", "-t",
+                                        help="Comma-separated task names or globs: level1/19, level2/*Conv*, norm_*."),
+    generator: GeneratorFlag = None,
+    strategy: StrategyFlag = None,
+    budget: BudgetFlag = None,
+    max_tokens: MaxTokensFlag = None,
+    max_cost: MaxCostFlag = None,
+    time_limit: TimeLimitFlag = None,
+    target_sol: TargetSolFlag = None,
+    plateau: PlateauFlag = None,
+    seed: SeedFlag = None,
+    device: DeviceFlag = None,
+    interpret: InterpretFlag = False,
+    config_path: ConfigFlag = None,
+    db: DbFlag = DEFAULT_DB,
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for bench.json, bench.html and each task's run "
+                                                           "(default kernelwright-bench/BENCH)."),
+) -> None:
+    """Optimize every task of a suite (one run per task, the same settings as optimize) and report the
+    suite's metrics. Running the same command again continues an interrupted bench."""
+    from kernelwright.bench.runner import run_bench
+    from kernelwright.bench.suites import SuiteError, load_suite
+    from kernelwright.generate import GeneratorError, get_generator
+    from kernelwright.search.controller import DEFAULT_GENERATOR, RunBusyError
+    from kernelwright.search.run import ResumeError
+
+    try:
+        config = load_config(config_path) if config_path else Config()
+        apply_flags(config, generator=generator, strategy=strategy, budget=budget, max_tokens=max_tokens,
+                    max_cost=max_cost, time_limit=time_limit, target_sol=target_sol, plateau=plateau, seed=seed,
+                    device=device, interpret=interpret)
+        suite = load_suite(suite_spec, tasks)
+        chosen = get_generator(config.generator or DEFAULT_GENERATOR)
+        store = Store(db)
+    except (*_BAD_INPUT, SuiteError, GeneratorError) as e:
+        _bad_input(str(e))
+    progress = _BenchProgress(f"the {suite.kind} suite {suite.name}")
+    try:
+        with store, Live(get_renderable=progress.render, console=console, refresh_per_second=4,
+                         transient=True) as live:
+            progress.live = live
+            outcome = run_bench(suite, config, store, out, generator=chosen, progress=progress)
+    except KeyboardInterrupt:
+        errors.print(f"interrupted; everything so far is in {db}. Run the same command to continue"
+                     + (f" (bench {progress.bench_id})" if progress.bench_id else "") + ".", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except (*_BAD_INPUT, GeneratorError, RunBusyError, ResumeError) as e:
+        _bad_input(str(e))
+    from kernelwright.report.bench import format_metric, metric_rows
+
+    table = Table(title=f"bench {outcome.result.id}: {outcome.result.status}", show_header=False)
+    for row in metric_rows(outcome.result):
+        table.add_row(escape(row.label), format_metric(row.value, row.kind))
+    for name, path in outcome.files.items():
+        table.add_row(name, escape(str(path)))
+    console.print(table)
+
+
+@app.command()
+def report(
+    compare: tuple[str, str] = typer.Option(..., "--compare", metavar="A B", help="Two bench results: bench.json "
+                                            "files (or their folders), or bench or run ids in the store."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="The store that holds the ids."),
+    out: Path = typer.Option(Path("compare.html"), "--out", help="The HTML file to write."),
+) -> None:
+    """Put two bench results side by side in one HTML file (two generators, two models, two machines)."""
+    from kernelwright.bench.results import ResultsError
+    from kernelwright.report.bench import compare_metrics, write_compare_report
+
+    try:
+        a, b = (_results(name, db) for name in compare)
+    except (ResultsError, StoreError) as e:
+        _bad_input(str(e))
+    table = Table("metric", f"A: {escape(a.label)}", f"B: {escape(b.label)}", "B against A")
+    for label, value_a, value_b, difference in compare_metrics(a, b):
+        table.add_row(escape(label), value_a, value_b, difference)
+    console.print(table)
+    console.print(f"wrote {escape(str(write_compare_report(a, b, out)))}")
+
+
+def _results(name: str, db: Path) -> BenchResult:
+    """A bench.json (or a folder holding one), else a bench id, else a run id in the store."""
+    from kernelwright.bench.results import bench_result, load_results, run_result
+
+    path = Path(name)
+    if path.is_dir() and (path / "bench.json").is_file():
+        path = path / "bench.json"
+    if path.is_file():
+        return load_results(path)
+    if not db.exists():
+        raise StoreError(f"{name}: no such bench.json, and no store {db} to look it up in (pass --db)")
+    with Store(db) as store:
+        try:
+            return bench_result(store, name)
+        except StoreError as bench_missing:
+            try:
+                return run_result(store, name)
+            except StoreError:
+                raise StoreError(f"{name}: no such bench.json, bench or run ({bench_missing})") from None
+
+
+class _BenchProgress:
+    """One line per task as it starts and ends; the live line shows the task's run."""
+
+    def __init__(self, suite: str) -> None:
+        self.suite = suite
+        self.live: Live | None = None
+        self.bench_id: str | None = None
+        self.run: Run | None = None
+        self.task_key = ""
+        self.position = ""
+
+    def bench_started(self, bench_id: str, resumed: bool, total: int) -> None:
+        self.bench_id = bench_id
+        self._print(f"{'continuing' if resumed else 'starting'} bench {bench_id}: {total} tasks of {self.suite}")
+
+    def task_skipped(self, index: int, total: int, result: TaskResult) -> None:
+        self._print(f"[{index + 1}/{total}] {result.key}: done before, {_task_line(result)}")
+
+    def task_started(self, index: int, total: int, row: BenchTaskRecord) -> None:
+        self.run, self.task_key, self.position = None, row.task_key, f"[{index + 1}/{total}]"
+
+    def run_started(self, run: Run, resumed: bool) -> None:
+        self.run = run
+        self._print(f"{self.position} {self.task_key}: {'continuing' if resumed else 'starting'} run {run.id}")
+
+    def run_progress(self, run: Run) -> None:
+        self.run = run
+
+    def task_finished(self, index: int, total: int, result: TaskResult) -> None:
+        self.run = None
+        self._print(f"[{index + 1}/{total}] {result.key}: {_task_line(result)}")
+
+    def render(self) -> Text:
+        run = self.run
+        if run is None:
+            return Text(f"{self.position} {self.task_key} starting evaluators ..." if self.task_key else "",
+                        style="dim")
+        best = run.best
+        best_part = f"best {best.speedup():.2f}x vs eager" if best else "no pass yet"
+        return Text(f"{self.position} {self.task_key}: {len(run.nodes)}/{run.config.budget.candidates} candidates"
+                    f" · {run.in_flight} evaluating · {best_part} · {run.elapsed_s:.0f} s")
+
+    def _print(self, line: str) -> None:
+        (self.live.console if self.live else console).print(line, markup=False, highlight=False)
+
+
+def _task_line(result: TaskResult) -> str:
+    from kernelwright.report.run import format_duration, format_percent
+
+    if result.verdict != "passed":
+        return f"{result.verdict} ({result.reason})" if result.reason else result.verdict
+    speedups = ", ".join(f"{s:.2f}x vs {b}" for b, s in result.speedup.items())
+    sol = f", {format_percent(result.sol_fraction)} of speed of light" if result.sol_fraction is not None else ""
+    return f"passed, {result.best} {speedups}{sol} ({result.candidates} candidates, {format_duration(result.wall_s)})"
