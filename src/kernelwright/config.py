@@ -12,6 +12,10 @@
     seeds = 5
     [strategies.evolve]
     islands = 3
+    [llm]
+    model = "gpt-4o"
+    [agents]
+    pipeline = "planner+coder+debugger"
 
 Command-line flags override the file; a key the dataclasses do not know is an
 error naming the file and the key, never silently ignored.
@@ -78,6 +82,38 @@ class EvalSettings:
 
 
 @dataclass
+class LLMSettings:
+    """The [llm] table: which model answers the LLM generator's roles, and how calls are made."""
+
+    # openai | anthropic | litellm | exchange[:FOLDER] | scripted:FOLDER; None: openai once model or base_url is set
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None  # an OpenAI-compatible server (vLLM, SGLang, Ollama, llama.cpp) or another endpoint
+    api_key_env: str | None = None  # the environment variable holding the key; None: the provider's usual one
+    temperature: float | None = None  # None: the server's default
+    max_tokens: int | None = None  # reply tokens
+    reasoning_effort: str | None = None  # low | medium | high, for models that reason
+    timeout_s: float = 300.0  # one attempt (the exchange provider: the wait for a reply file)
+    max_retries: int = 4  # after 429, 5xx, lost connections and timeouts, with backoff
+    concurrency: int = 4  # LLM calls in flight at once
+    cache: str = "deterministic"  # off | deterministic (temperature 0 only) | all
+    prices: dict[str, Any] = field(default_factory=dict)  # [llm.prices] MODEL = [input, output], USD per 1M tokens
+
+
+@dataclass
+class AgentSettings:
+    """The [agents] table: which roles the LLM generator runs, and what its prompts may hold."""
+
+    # coder | planner+coder+debugger | planner+coder+debugger+judge; None: planner+coder+debugger,
+    # with the judge when [eval] profile is on (it reads profiles). `--generator llm:PIPELINE` sets it too.
+    pipeline: str | None = None
+    backend: str | None = None  # triton | cuda | cuda_inline | cpu; None: cpu when judged on the CPU, else triton
+    max_debug_attempts: int = 3  # debugger rounds on one failing lineage before the coder rewrites it
+    history_tokens: int = 800  # the run's earlier attempts, one line each, in a prompt
+    knowledge_tokens: int = 1500  # technique and pattern notes in a coder's prompt
+
+
+@dataclass
 class Config:
     generator: str | None = None  # NAME or NAME:ARGUMENT; None: the default generator
     strategy: str = "refine"
@@ -87,6 +123,8 @@ class Config:
     stop: Stopping = field(default_factory=Stopping)
     eval: EvalSettings = field(default_factory=EvalSettings)
     strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # [strategies.NAME] tables
+    llm: LLMSettings = field(default_factory=LLMSettings)
+    agents: AgentSettings = field(default_factory=AgentSettings)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,6 +134,14 @@ class Config:
         settings = self.to_dict()
         for limit in ("max_tokens", "max_cost", "time_limit_s"):
             settings["budget"].pop(limit)
+        # How LLM calls are made (key, retries, limits, cache, prices) does not change what is asked.
+        llm = settings.pop("llm")
+        for knob in ("api_key_env", "timeout_s", "max_retries", "concurrency", "cache", "prices"):
+            llm.pop(knob)
+        if any(value is not None for value in llm.values()):  # runs made without [llm] keep their keys
+            settings["llm"] = llm
+        if settings["agents"] == dataclasses.asdict(AgentSettings()):  # runs made without [agents] keep their keys
+            settings.pop("agents")
         blob = json.dumps({"task": task_id, **settings}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -61,8 +61,10 @@ class Node:
 
     def summary(self) -> dict[str, Any]:
         """One short line of data about this node, for a generator's view of the run's history."""
+        # A generator that picked its own technique (the LLM planner) says so in metadata["plan"].
+        technique = self.technique or (self.candidate.metadata.get("plan") or {}).get("technique")
         return {"seq": self.seq, "id": self.id, "status": self.status, "time_ms": self.time_ms,
-                "speedup": self.speedup(), "intent": self.intent, "technique": self.technique,
+                "speedup": self.speedup(), "intent": self.intent, "technique": technique,
                 "reason": str(self.verdict.get("reason", ""))[:200]}
 
 
