@@ -112,7 +112,7 @@ def test_kill_9_mid_run_then_the_same_command_finishes_it(tmp_path: Path) -> Non
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     cases = [
-        (["optimize", str(TASK)], "no generator chosen"),
+        (["optimize", str(TASK), "-g", "nope"], "unknown generator 'nope'"),
         (["optimize", str(TASK), "-g", "scripted:/nonexistent"], "not a folder"),
         (["optimize", str(TASK), "-g", f"scripted:{SCRIPT}", "--strategy", "annealing"], "unknown strategy"),
         (["optimize", str(TASK), "-g", f"scripted:{SCRIPT}", "--time-limit", "soon"], "--time-limit"),

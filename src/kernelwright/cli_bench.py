@@ -16,8 +16,8 @@ from rich.text import Text
 
 from kernelwright.cli import _bad_input, app, console, errors
 from kernelwright.cli_options import (
-    DEFAULT_DB, BudgetFlag, ConfigFlag, DbFlag, DeviceFlag, GeneratorFlag, InterpretFlag, MaxCostFlag, MaxTokensFlag,
-    PlateauFlag, SeedFlag, StrategyFlag, TargetSolFlag, TimeLimitFlag, apply_flags,
+    DEFAULT_DB, BaseUrlFlag, BudgetFlag, ConfigFlag, DbFlag, DeviceFlag, GeneratorFlag, InterpretFlag, MaxCostFlag,
+    MaxTokensFlag, ModelFlag, PlateauFlag, ProviderFlag, SeedFlag, StrategyFlag, TargetSolFlag, TimeLimitFlag, apply_flags,
 )
 from kernelwright.cli_runs import _BAD_INPUT, EXIT_INTERRUPTED
 from kernelwright.config import Config, load_config
@@ -35,6 +35,9 @@ def bench(
     tasks: Optional[str] = typer.Option(None, "--tasks", "-t",
                                         help="Comma-separated task names or globs: level1/19, level2/*Conv*, norm_*."),
     generator: GeneratorFlag = None,
+    model: ModelFlag = None,
+    base_url: BaseUrlFlag = None,
+    provider: ProviderFlag = None,
     strategy: StrategyFlag = None,
     budget: BudgetFlag = None,
     max_tokens: MaxTokensFlag = None,
@@ -62,10 +65,11 @@ def bench(
         config = load_config(config_path) if config_path else Config()
         apply_flags(config, generator=generator, strategy=strategy, budget=budget, max_tokens=max_tokens,
                     max_cost=max_cost, time_limit=time_limit, target_sol=target_sol, plateau=plateau, seed=seed,
-                    device=device, interpret=interpret)
+                    device=device, interpret=interpret, model=model, base_url=base_url, provider=provider)
         suite = load_suite(suite_spec, tasks)
-        chosen = get_generator(config.generator or DEFAULT_GENERATOR)
         store = Store(db)
+        # The llm generator records its calls in the store and reads [llm] and [agents] from the config.
+        chosen = get_generator(config.generator or DEFAULT_GENERATOR, config=config, store=store)
     except (*_BAD_INPUT, SuiteError, GeneratorError) as e:
         _bad_input(str(e))
     progress = _BenchProgress(f"the {suite.kind} suite {suite.name}")

@@ -87,7 +87,7 @@ def run_bench(suite: Suite, config: Config, store: Store, out_dir: Path | None =
     instance serves every task: generators keep nothing between calls), `evaluations` to an
     EvaluatorPool per task."""
     if generator is None:
-        generator = get_generator(config.generator or DEFAULT_GENERATOR)
+        generator = get_generator(config.generator or DEFAULT_GENERATOR, config=config, store=store)
     progress = progress or _Unwatched()
     record, resumed = _bench_record(suite, config, store)
     store.update_bench(record.id, status="running")

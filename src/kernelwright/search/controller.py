@@ -23,7 +23,7 @@ from pathlib import Path
 
 from kernelwright import environment
 from kernelwright.config import Config, ConfigError, from_dict
-from kernelwright.generate import Generator, GeneratorError, available, get_generator
+from kernelwright.generate import Generator, get_generator
 from kernelwright.search import answer as answers
 from kernelwright.search import get_strategy
 from kernelwright.search.node import Node
@@ -32,6 +32,7 @@ from kernelwright.store import RunRecord, Store
 from kernelwright.task import Task
 
 DEFAULT_OUT = Path("kernelwright-runs")
+DEFAULT_GENERATOR = "expert"  # needs no network: kernelwright does its main job on a fresh install
 
 
 class RunBusyError(Exception):
@@ -54,9 +55,7 @@ def optimize(task: Task, config: Config, store: Store, out_dir: Path | None = No
     """Run (or continue) the optimization of `task`. `generator` defaults to the one the config names,
     `evaluations` to an EvaluatorPool of this machine."""
     if generator is None:
-        if not config.generator:
-            raise GeneratorError(f"no generator chosen: pass --generator (available: {', '.join(available())})")
-        generator = get_generator(config.generator)
+        generator = get_generator(config.generator or DEFAULT_GENERATOR, config=config, store=store)
     strategy = get_strategy(config.strategy)
     params = from_dict(strategy.Params, config.strategy_params.get(config.strategy, {}),
                        f"strategies.{config.strategy}")
@@ -105,10 +104,12 @@ def write_outputs(store: Store, run_id: str, task: Task, run: Run, answer: answe
     out.mkdir(parents=True, exist_ok=True)
     best_path = out / "best.py"
     best_path.write_text(answers.source(answer, task, run.best))
-    files = {"best": best_path, **write_reports(run_report(store, run_id), out)}
+    report = run_report(store, run_id)
+    files = {"best": best_path, **write_reports(report, out)}
     summary = {"run": run_id, "status": store.get_run(run_id).status, "stop_reason": run.stop_reason,
                "answer": dataclasses.asdict(answer), "candidates": len(run.nodes), "counts": dict(run.counts),
-               "best": run.best.summary() if run.best else None}
+               "best": run.best.summary() if run.best else None,
+               "costs": dataclasses.asdict(report.costs) if report.costs else None}
     (out / "run.json").write_text(json.dumps(summary, indent=2, default=str))
     files["json"] = out / "run.json"
     return files
@@ -131,7 +132,8 @@ def _run_record(task: Task, config: Config, store: Store, resume: str | None) ->
         _check_not_busy(record)
         return record, True
     record = RunRecord(id=secrets.token_hex(4), key=key, task_id=task.id, task_name=task.name,
-                       task_path=str(task.path), strategy=config.strategy, generator=config.generator or "",
+                       task_path=str(task.path), strategy=config.strategy,
+                       generator=config.generator or DEFAULT_GENERATOR,
                        seed=config.seed, config=config.to_dict(),
                        environment=environment.current(config.eval.device).to_dict())
     store.create_run(record)

@@ -1,0 +1,313 @@
+"""What the expert generator knows how to write: patterns, and the pointwise expressions inside them.
+
+The analysis (`analysis.py`) turns a task's `Model.forward` into one Pattern;
+templates (`templates/`) turn a Pattern and a parameter choice into candidate
+source for one backend. Everything here is plain, frozen, picklable data.
+
+Expressions are small trees over the forward's tensors:
+
+    Input(0)                   the forward's first tensor argument
+    Weight("ln.weight")        a parameter or buffer of the module, by dotted name
+    Const(0.5)                 a number
+    Call("add", (a, b))        an op of OPS applied to sub-expressions
+    Value()                    inside an epilogue: the value the pattern computed (the
+                               reduction's, the norm's or the matrix product's output),
+                               before the epilogue
+
+Every leaf tensor has a layout relative to the pattern's input shape (the
+output shape for Pointwise, Matmul and Conv, the prologue's shape for reductions and norms):
+"full" (the same shape, contiguous), "row" (a vector over the reduced last
+dim(s), broadcast over the rows), "scalar" (one element) or "broadcast" (any
+other broadcast by PyTorch's rules, up to 4 dims, read through the strides of
+`leaf.expand(shape)`). A leaf may be unsqueezed first (`gate.unsqueeze(1)`):
+its `unsqueeze` dims, applied in order, say how.
+
+Reductions and norms work along the LAST `dims` dimensions (usually one):
+rows = prod(shape[:-dims]), cols = prod(shape[-dims:]).
+Templates read shapes from the tensors at run time (shape variants change them);
+`shape` here is the task's main shape, for choosing defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# op name -> number of arguments. Extra arguments of ops like leaky_relu and clamp are Const operands.
+OPS: dict[str, int] = {
+    # unary
+    "neg": 1, "abs": 1, "exp": 1, "log": 1, "sqrt": 1, "rsqrt": 1, "reciprocal": 1, "square": 1,
+    "sigmoid": 1, "tanh": 1, "relu": 1, "silu": 1, "gelu": 1, "gelu_tanh": 1, "erf": 1, "sin": 1, "cos": 1,
+    "softplus": 1,
+    # binary
+    "add": 2, "sub": 2, "mul": 2, "div": 2, "maximum": 2, "minimum": 2, "pow": 2,
+    "leaky_relu": 2,  # (x, Const(slope))
+    # ternary
+    "clamp": 3,  # (x, Const(lo) or Const(-inf), Const(hi) or Const(inf))
+}
+
+LAYOUTS = ("full", "row", "scalar", "broadcast")
+MAX_BROADCAST_RANK = 4
+
+
+@dataclass(frozen=True)
+class Input:
+    index: int
+    layout: str = "full"
+    unsqueeze: tuple[int, ...] = ()  # dims inserted (in order) before it broadcasts
+
+
+@dataclass(frozen=True)
+class Weight:
+    name: str  # dotted attribute path on the module, e.g. "ln.weight" (read as self.ln.weight)
+    layout: str = "row"
+    unsqueeze: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Const:
+    value: float
+
+
+@dataclass(frozen=True)
+class Value:
+    """The pattern's own result, inside an epilogue."""
+
+
+@dataclass(frozen=True)
+class Call:
+    op: str
+    args: tuple[Expr, ...]
+
+
+Expr = Input | Weight | Const | Value | Call
+
+REDUCTIONS = ("sum", "mean", "max", "min", "logsumexp", "argmax", "argmin")  # one value per row
+NORMALIZATIONS = ("softmax", "log_softmax")  # same shape as the row
+NORMS = ("layer", "rms")
+SCANS = ("sum", "prod")
+LOSS_REDUCTIONS = ("mean", "sum", "none")
+
+
+@dataclass(frozen=True)
+class Pointwise:
+    expr: Expr
+    shape: tuple[int, ...]
+    dtype: str  # "float32", "bfloat16", "float16"
+
+
+@dataclass(frozen=True)
+class RowReduce:
+    kind: str  # one of REDUCTIONS or NORMALIZATIONS
+    prologue: Expr  # what is reduced, per element (often Input(0))
+    shape: tuple[int, ...]  # the prologue's shape
+    dtype: str
+    keepdim: bool = False  # for REDUCTIONS: output shape[:-dims] + (1,) * dims instead of shape[:-dims]
+    epilogue: Expr | None = None  # applied per output element, over Value()
+    dims: int = 1  # how many trailing dims are reduced (REDUCTIONS only; softmax-like kinds: 1)
+
+
+@dataclass(frozen=True)
+class Norm:
+    kind: str  # "layer" or "rms"
+    prologue: Expr  # the normalized value per element: Input(0), or Input(0) + Input(1) (a residual)
+    shape: tuple[int, ...]
+    dtype: str
+    eps: float
+    weight: Weight | None = None
+    bias: Weight | None = None  # layer norm only
+    epilogue: Expr | None = None  # over Value(), after the affine step
+    dims: int = 1  # how many trailing dims are normalized together (instance norm: H and W)
+    # What forward returns, in order: "value" (the norm's output) and maybe "prologue" (its input, say
+    # the residual sum h = x + residual that the next layer needs too).
+    outputs: tuple[str, ...] = ("value",)
+
+
+@dataclass(frozen=True)
+class Matmul:
+    """out = epilogue(a @ b + bias): one matrix product, its bias and the elementwise ops after it.
+
+    `a` is [..., M, K]. `b` is read as the task holds it: [K, N] (or [N, K] when `b_transposed`,
+    as nn.Linear's weight), or with batch dims equal to a's ([*batch, K, N], torch.bmm). With a 2-D
+    `b` all of a's leading dims are rows: M = prod(a.shape[:-1]). `shape` is the output's shape,
+    which the epilogue's leaf layouts are relative to (a residual is "full", a bias-like vector "row").
+    """
+
+    a: Input
+    b: Input | Weight
+    b_transposed: bool
+    batched: bool  # b has a's batch dims; otherwise b is 2-D
+    shape: tuple[int, ...]  # the output's: a.shape[:-1] + (N,)
+    k: int
+    dtype: str
+    bias: Weight | None = None  # a vector over N, added before the epilogue
+    epilogue: Expr | None = None  # over Value(): a @ b + bias
+
+    @property
+    def batch(self) -> int:
+        return math.prod(self.shape[:-2]) if self.batched else 1
+
+    @property
+    def m(self) -> int:
+        return self.shape[-2] if self.batched else math.prod(self.shape[:-1])
+
+    @property
+    def n(self) -> int:
+        return self.shape[-1]
+
+
+@dataclass(frozen=True)
+class Conv:
+    """out = epilogue(conv2d(x, weight, bias, stride, padding, dilation, groups)): a 2-D convolution with zero
+    padding over NCHW tensors, its bias and the elementwise ops after it.
+
+    `x` is [N, C, H, W], `weight` [K, C / groups, R, S], the output [N, K, P, Q] (`shape`), which the
+    epilogue's leaf layouts are relative to: "full" (the output's shape), "scalar", or "broadcast", which
+    in a Conv is always per output channel (a [K] vector unsqueezed to [K, 1, 1] as batch norm's are, or
+    a [K, 1, 1] / [1, K, 1, 1] tensor: the analysis refuses other broadcasts). `bias` is such a vector
+    too. As a GEMM: M = N * P * Q output pixels, N = K output channels, K = C / groups * R * S.
+    """
+
+    x: Input
+    weight: Weight
+    bias: Weight | None
+    stride: tuple[int, int]
+    padding: tuple[int, int]  # zeros on both sides of H and of W
+    dilation: tuple[int, int]
+    groups: int
+    shape: tuple[int, int, int, int]  # the output's [N, K, P, Q]
+    in_shape: tuple[int, int, int, int]  # x's [N, C, H, W]
+    kernel_size: tuple[int, int]  # (R, S)
+    dtype: str
+    epilogue: Expr | None = None  # over Value(): the convolution + bias
+
+    @property
+    def m(self) -> int:
+        return self.shape[0] * self.shape[2] * self.shape[3]
+
+    @property
+    def n(self) -> int:
+        return self.shape[1]
+
+    @property
+    def k(self) -> int:
+        return self.in_shape[1] // self.groups * self.kernel_size[0] * self.kernel_size[1]
+
+    @property
+    def depthwise(self) -> bool:
+        """One input channel per output channel: groups == C == K."""
+        return self.groups == self.in_shape[1] == self.shape[1]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A cumulative sum or product along the last dim: out[..., i] = epilogue(prologue[..., 0] (+ or *) ...
+    (+ or *) prologue[..., i]).
+
+    `reverse` scans from the last column to the first (the flip-scan-flip idiom: out[i] combines i..cols-1);
+    `exclusive` leaves out the element itself (out[i] combines the columns before i, or after it when
+    reversed; the first column gets 0 for a sum, 1 for a product). `shape` is the prologue's, which is
+    also the output's; the epilogue may read full, row and scalar tensors of that shape.
+    """
+
+    kind: str  # one of SCANS
+    prologue: Expr
+    shape: tuple[int, ...]
+    dtype: str
+    reverse: bool = False
+    exclusive: bool = False
+    epilogue: Expr | None = None  # per output element, over Value() (the scanned value)
+
+    @property
+    def what(self) -> str:
+        """In words, e.g. "reverse exclusive cumsum"."""
+        return ("reverse " if self.reverse else "") + ("exclusive " if self.exclusive else "") + f"cum{self.kind}"
+
+
+@dataclass(frozen=True)
+class CrossEntropy:
+    """F.cross_entropy(logits, targets, ignore_index=..., reduction=...) with class-index targets.
+
+    `logits` is read as (N, C) rows (`shape`), `targets` as N int64 class indices (one per row). A row
+    whose target is `ignore_index` contributes 0 and, for "mean", is not counted. No class weights and
+    no label smoothing (the analysis refuses them).
+    """
+
+    logits: Input
+    targets: Input
+    ignore_index: int
+    reduction: str  # one of LOSS_REDUCTIONS
+    shape: tuple[int, ...]  # (N, C)
+    dtype: str  # the logits'
+
+
+@dataclass(frozen=True)
+class Attention:
+    """out = softmax(scale * q @ k^T (+ causal mask)) @ v over the last two dims, per batch and head.
+
+    q is [..., heads, seq_q, head_dim], k and v [..., kv_heads, seq_k, head_dim]: with fewer kv heads
+    (grouped-query attention, kv_heads dividing heads) query head h reads kv head h // (heads // kv_heads),
+    as Llama's repeat_kv and sdpa's enable_gqa arrange them. `causal` keeps key j for query i when
+    j <= i (aligned at the top left, as sdpa's is_causal). `scale` None is head_dim ** -0.5 of the
+    tensors at run time (sdpa's default, or a task that computes it from the shapes); a number is fixed.
+    `shape` is the task's (batch, heads, seq_q, seq_k, head_dim), batch the product of the leading dims.
+    `rounds_scores`: the reference holds the scores in `dtype` (a 16-bit product written out), rounded
+    after the product and after scaling; a kernel rounds them alike, since for scores in the tens that
+    rounding moves the probabilities by percents, more than the tolerance lets a more exact kernel differ.
+    """
+
+    q: Input
+    k: Input
+    v: Input
+    causal: bool
+    scale: float | None
+    shape: tuple[int, int, int, int, int]
+    dtype: str
+    kv_heads: int  # equal to heads unless grouped
+    rounds_scores: bool = False
+
+    @property
+    def head_dim(self) -> int:
+        return self.shape[4]
+
+    @property
+    def group(self) -> int:
+        """Query heads per kv head."""
+        return self.shape[1] // self.kv_heads
+
+
+Pattern = Pointwise | RowReduce | Norm | Matmul | Conv | Scan | CrossEntropy | Attention
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A task as the expert generator sees it."""
+
+    pattern: Pattern
+    forward_args: tuple[str, ...]  # the forward's parameter names, in order
+    init_source: str  # `def __init__(...)` of the task's Model, reused as ModelNew's (same weights, same names)
+    imports: str  # the task module's import lines (the __init__ may need them)
+    outputs_fp32: bool = False  # reduce in fp32 and cast back (always true for fp16/bf16 inputs)
+    # The lowest arithmetic the task's tolerance admits ("fp32", "tf32", "fp16", "bf16"); None: its dtype's.
+    precision: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Unsupported(Exception):
+    """The task holds an op or a structure no template covers; the message names it (and the line)."""
+
+
+def leaves(expr: Expr) -> list[Input | Weight]:
+    """The tensor leaves of an expression, each once, in first-seen order."""
+    found: list[Input | Weight] = []
+
+    def walk(e: Expr) -> None:
+        if isinstance(e, (Input, Weight)):
+            if e not in found:
+                found.append(e)
+        elif isinstance(e, Call):
+            for a in e.args:
+                walk(a)
+
+    walk(expr)
+    return found
