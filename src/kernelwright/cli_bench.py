@@ -113,7 +113,7 @@ def report(
     for label, value_a, value_b, difference in compare_metrics(a, b):
         table.add_row(escape(label), value_a, value_b, difference)
     console.print(table)
-    console.print(f"wrote {escape(str(write_compare_report(a, b, out)))}")
+    console.print(f"wrote {escape(str(write_compare_report(a, b, out)))}", soft_wrap=True)  # a path must not wrap
 
 
 def _results(name: str, db: Path) -> BenchResult:
