@@ -558,3 +558,12 @@ def test_reward_is_zero_for_failures_and_the_speedup_over_the_faster_baseline() 
     assert reward(verdict("incorrect")) == 0.0 and reward(None) == 0.0
     assert reward(verdict("passed_triton_profile")) == round(0.013034 / 0.012905, 4)
     assert reward({"status": "passed", "speedup": {}}) is None
+
+
+def test_hardware_facts_name_the_processors_and_memory_the_evaluator_recorded() -> None:
+    from kernelwright.llm.feedback import hardware
+
+    verdict = {"environment": {**FIXED_ENV.to_dict(), "device": "cuda", "device_name": "NVIDIA H100 80GB HBM3",
+                               "processors": 132, "memory_gib": 79.1}}
+    assert "132 streaming multiprocessors, 79.1 GiB memory" in hardware(verdict, "cuda")
+    assert not any("multiprocessors" in line for line in hardware({"environment": FIXED_ENV.to_dict()}, "cpu"))

@@ -7,6 +7,7 @@ with the same software, so every cache key and every verdict carries these.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 from dataclasses import asdict, dataclass
@@ -26,6 +27,9 @@ class Environment:
     triton: str | None
     python: str
     kernelwright: str
+    # What a kernel author sizes grids and tiles by; not part of key() (the device name implies them).
+    processors: int | None = None  # streaming multiprocessors on a GPU, logical cores on the CPU
+    memory_gib: float | None = None  # the GPU's memory, or the machine's RAM
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,7 +57,19 @@ def current(device: str | None = None) -> Environment:
         triton=_triton_version(),
         python=platform.python_version(),
         kernelwright=kernelwright.__version__,
+        **_capacity(device),
     )
+
+
+def _capacity(device: str) -> dict[str, int | float | None]:
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        return {"processors": props.multi_processor_count, "memory_gib": round(props.total_memory / 2**30, 1)}
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = None
+    return {"processors": os.cpu_count(), "memory_gib": None if ram is None else round(ram / 2**30, 1)}
 
 
 def _device_name(device: str) -> str:

@@ -203,11 +203,15 @@ def profile(verdict: dict[str, Any] | None) -> list[str]:
 # -- hardware ----------------------------------------------------------------------------------
 
 def hardware(verdict: dict[str, Any] | None, device: str) -> list[str]:
-    """Facts about the device that judges candidates: its name, software, and the ceilings the evaluator
-    measured (bandwidth, FLOP rate per arithmetic unit), when it has measured them here."""
+    """Facts about the device that judges candidates: its name, software, processors and memory, and the
+    ceilings the evaluator measured (bandwidth, FLOP rate per arithmetic unit), when it has measured them."""
     env = dict((verdict or {}).get("environment") or {}) or environment.current(device).to_dict()
     lines = [f"device: {env.get('device_name')} ({env.get('device')})",
              "software: " + ", ".join(f"{name} {env[name]}" for name in ("torch", "cuda", "triton") if env.get(name))]
+    if env.get("processors"):
+        unit = "streaming multiprocessors" if env.get("device") == "cuda" else "cores"
+        memory = f", {env['memory_gib']:g} GiB memory" if env.get("memory_gib") else ""
+        lines.append(f"{env['processors']} {unit}{memory}")
     ceilings = _ceilings(env)
     if ceilings:
         lines.append(f"measured memory bandwidth: {ceilings['bandwidth'] / 1e9:.0f} GB/s")
