@@ -383,8 +383,11 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kernelwright(cache: Path, *args: str) -> subprocess.Popen:
+    # SIGINT's default action restored in the child: a pytest-xdist worker ignores SIGINT, and an ignored
+    # SIGINT is inherited across exec, where Python then installs no KeyboardInterrupt handler.
     return subprocess.Popen([sys.executable, "-m", "kernelwright", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                             env={**os.environ, "COLUMNS": "200", CACHE_ENV: str(cache)})
 
 

@@ -24,8 +24,11 @@ SCRIPT_ORDER = sorted(p.stem for p in SCRIPT.glob("*.py"))
 
 
 def kernelwright(*args: str, **kwargs) -> subprocess.Popen:  # noqa: ANN003
+    # SIGINT's default action restored in the child: a pytest-xdist worker ignores SIGINT, and an ignored
+    # SIGINT is inherited across exec, where Python then installs no KeyboardInterrupt handler.
     return subprocess.Popen([sys.executable, "-m", "kernelwright", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"}, **kwargs)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str, str]:
