@@ -99,47 +99,18 @@ def _compile(job: dict[str, Any], templates: dict[str, Any]) -> list[tuple[str, 
     sm_90 with the specializations Triton gives such a launch: pointers (torch allocates them 16-byte
     aligned) and ints that are multiples of 16 divisible by 16, ints equal to 1 constant."""
     import torch
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    from sm90_launches import compile_for_sm90, record_launches
 
     batch, heads, kv_heads, seq_q, seq_k, head_dim = job["shape"]
     _, candidate = _candidate(job, templates)
-    launches: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
-
-    class Recorder:  # kernel[grid](*args, **kwargs), kept instead of run
-        def __init__(self, kernel: Any) -> None:
-            self.kernel = kernel
-
-        def __getitem__(self, grid: Any) -> Any:
-            return lambda *args, **kwargs: launches.append((self.kernel, args, kwargs))
-
-    for name in ("kw_attention", "kw_decode", "kw_combine"):
-        if hasattr(candidate, name):
-            setattr(candidate, name, Recorder(getattr(candidate, name)))
+    launches = record_launches(candidate, ("kw_attention", "kw_decode", "kw_combine"))
     dtype = getattr(torch, job["dtype"])
     with torch.device("meta"):
         candidate.ModelNew()(torch.empty(batch, heads, seq_q, head_dim, dtype=dtype),
                              *(torch.empty(batch, kv_heads, seq_k, head_dim, dtype=dtype) for _ in range(2)))
-    types = {torch.float32: "*fp32", torch.bfloat16: "*bf16", torch.float16: "*fp16"}
     found = []
-    for kernel, args, kwargs in launches:
-        options = {key: kwargs.pop(key) for key in ("num_warps", "num_stages") if key in kwargs}
-        signature, constants, attrs = {}, dict(kwargs), {}
-        for i, (name, value) in enumerate(zip(kernel.arg_names, args)):
-            if isinstance(value, torch.Tensor):
-                signature[name], attrs[(i,)] = types[value.dtype], [["tt.divisibility", 16]]
-            elif isinstance(value, float):
-                signature[name] = "fp32"
-            elif value == 1:
-                constants[name] = 1
-            else:
-                signature[name] = "i32"
-                attrs.update({(i,): [["tt.divisibility", 16]]} if value % 16 == 0 else {})
-        signature |= dict.fromkeys(constants, "constexpr")
-        compiled = triton.compile(ASTSource(kernel, signature, constants, attrs), target=GPUTarget("cuda", 90, 32),
-                                  options=options)
-        found.append((kernel.__name__, compiled.asm["ptx"]))
+    for launch in launches:
+        found.append((launch[0].__name__, compile_for_sm90(launch).asm["ptx"]))
     return found
 
 

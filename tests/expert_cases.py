@@ -155,19 +155,6 @@ CASES = {c.name: c for c in [
 ]}
 
 
-# Device ceilings for the speed-of-light floor, seeded into a private cache (as test_evaluator does):
-# measuring them can take minutes on a loaded 2-core machine, and nothing here looks at the floor.
-def seed_ceilings(root: Path) -> None:
-    from kernelwright import environment
-
-    folder = root / "ceilings"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{environment.current('cpu').key()}.json").write_text(json.dumps({
-        "device_name": environment.current("cpu").device_name, "bandwidth": 1e11,
-        "flops": {"fp32": 1e12}, "measured_at": "2000-01-01"}))
-
-
-
 def run_in_process(case: Case, source: str, rows: int, cols: int, dtype: str = "float32") -> None:
     """A rendered candidate against its case's reference in this process, on inputs of the given size
     and dtype (model and floating inputs cast to it, as the evaluator casts a task's)."""

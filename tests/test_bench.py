@@ -28,6 +28,7 @@ from kernelwright.paths import CACHE_ENV
 from kernelwright.report.bench import render_bench_html, render_compare_html, write_compare_report
 from kernelwright.store import NodeRecord, RunRecord, Store
 from kernelwright.task import TaskError, load_task
+from private_cache import seed_ceilings
 from search_fakes import FakeEvaluations, fake_source
 
 ROOT = Path(__file__).parent
@@ -372,13 +373,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private cache with the CPU's ceilings seeded, so that no evaluation spends time measuring them."""
-    from kernelwright import environment
-
     root = tmp_path_factory.mktemp("kernelwright-cache")
-    (root / "ceilings").mkdir()
-    (root / "ceilings" / f"{environment.current('cpu').key()}.json").write_text(json.dumps({
-        "device_name": environment.current("cpu").device_name, "bandwidth": 1e11, "flops": {"fp32": 1e12},
-        "measured_at": "2000-01-01"}))
+    seed_ceilings(root)
     return root
 
 

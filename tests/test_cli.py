@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from private_cache import seed_ceilings
 from typer.testing import CliRunner
 
 from kernelwright.cli import app
@@ -23,13 +24,8 @@ CANDIDATES = ROOT / "tests" / "fixtures" / "candidates"
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory):
     """A private cache, with device ceilings seeded so that no evaluation here spends time measuring them."""
-    from kernelwright import environment
-
     root = tmp_path_factory.mktemp("kernelwright-cache")
-    (root / "ceilings").mkdir()
-    (root / "ceilings" / f"{environment.current('cpu').key()}.json").write_text(json.dumps({
-        "device_name": environment.current("cpu").device_name, "bandwidth": 1e11, "flops": {"fp32": 1e12},
-        "measured_at": "2000-01-01"}))
+    seed_ceilings(root)
     return root
 
 

@@ -7,10 +7,10 @@ the whole verdict table; only cases that need other options get their own.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from private_cache import BANDWIDTH, FP32_FLOPS, seed_ceilings
 
 from kernelwright.candidate import Candidate, load_candidate
 from kernelwright.evaluate.evaluator import Evaluator
@@ -35,36 +35,14 @@ def candidate(name: str) -> Candidate:
     return load_candidate(CANDIDATES / f"{name}.py")
 
 
-# Device ceilings for the speed-of-light floor, seeded into the private cache. Measuring them
-# (the first time a cache meets a device) takes seconds and, on a loaded 2-core machine, can
-# take minutes (see the report on roofline.measure_ceilings); these are above what this CPU
-# reaches, so no honest time falls under the floor.
-BANDWIDTH = 1e11  # bytes/s
-FP32_FLOPS = 1e12  # FLOP/s
-
-
-def seed_ceilings(root: Path) -> None:
-    from kernelwright import environment
-
-    folder = root / "ceilings"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{environment.current('cpu').key()}.json").write_text(json.dumps({
-        "device_name": environment.current("cpu").device_name, "bandwidth": BANDWIDTH,
-        "flops": {"fp32": FP32_FLOPS}, "measured_at": "2000-01-01"}))
-
-
 @pytest.fixture(scope="module")
 def cache_root(tmp_path_factory):
     """A private cache for the module, set in os.environ before any worker is spawned (workers inherit it)."""
     root = tmp_path_factory.mktemp("kernelwright-cache")
     seed_ceilings(root)
-    saved = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(root)
-    yield root
-    if saved is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(root))
+        yield root
 
 
 @pytest.fixture(scope="module")

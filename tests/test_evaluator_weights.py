@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_evaluator import FAST, seed_ceilings
+from private_cache import seed_ceilings
+from test_evaluator import FAST
 
 from kernelwright.candidate import Candidate
 from kernelwright.evaluate.evaluator import Evaluator

@@ -348,7 +348,7 @@ def get_init_inputs():
 
 
 def test_the_expert_s_first_draft_passes_the_evaluator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from expert_cases import seed_ceilings
+    from private_cache import seed_ceilings
 
     from kernelwright.evaluate.evaluator import Evaluator
     from kernelwright.evaluate.options import EvalOptions

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import textwrap
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -393,45 +392,19 @@ def _compile(job: dict[str, Any]) -> list[tuple[str, int, bool]]:
     compiled for sm_90 with the specializations a launch at the task's main shapes would get (read on the
     meta device)."""
     import torch
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    from sm90_launches import compile_for_sm90, record_launches
 
     analysis = analysis_of(Path(job["path"]))
     template = next(t for t in triton_conv.TEMPLATES if t.matches(analysis))
     candidate = _candidate(template, analysis, defaults(template, analysis))
     task = _load(Path(job["path"]))
-    launches: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
-
-    class Recorder:  # kernel[grid](*args, **kwargs), kept instead of run
-        def __init__(self, kernel: Any) -> None:
-            self.kernel = kernel
-
-        def __getitem__(self, grid: Any) -> Callable[..., None]:
-            return lambda *args, **kwargs: launches.append((self.kernel, args, kwargs))
-
-    for name in ("kw_conv", "kw_depthwise"):
-        if hasattr(candidate, name):
-            setattr(candidate, name, Recorder(getattr(candidate, name)))
+    launches = record_launches(candidate, ("kw_conv", "kw_depthwise"))
     with torch.device("meta"):
         candidate.ModelNew(*task.get_init_inputs())(*task.get_inputs())
     found = []
-    for kernel, args, kwargs in launches:
-        options = {key: kwargs.pop(key) for key in ("num_warps", "num_stages") if key in kwargs}
-        signature, constants, attrs = {}, dict(kwargs), {}
-        for i, (name, value) in enumerate(zip(kernel.arg_names, args)):
-            if isinstance(value, torch.Tensor):  # torch allocates 16-byte aligned
-                signature[name], attrs[(i,)] = "*fp32", [["tt.divisibility", 16]]
-            elif value == 1:  # as Triton specializes an int argument equal to 1
-                constants[name] = 1
-            else:
-                signature[name] = "i32"
-                if value % 16 == 0:
-                    attrs[(i,)] = [["tt.divisibility", 16]]
-        signature |= dict.fromkeys(constants, "constexpr")
-        compiled = triton.compile(ASTSource(kernel, signature, constants, attrs), target=GPUTarget("cuda", 90, 32),
-                                  options=options)
-        found.append((kernel.__name__, compiled.metadata.shared, "async_copy" in compiled.asm["ttgir"]))
+    for launch in launches:
+        compiled = compile_for_sm90(launch)
+        found.append((launch[0].__name__, compiled.metadata.shared, "async_copy" in compiled.asm["ttgir"]))
     return found
 
 

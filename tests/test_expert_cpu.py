@@ -18,7 +18,8 @@ from typing import Any
 import expert_cases
 import pytest
 from expert_cases import CASES as ALL_CASES
-from expert_cases import PLAIN_INIT, SHAPE, Case, X, call, pointwise, reduce, run_in_process, seed_ceilings
+from expert_cases import PLAIN_INIT, SHAPE, Case, X, call, pointwise, reduce, run_in_process
+from private_cache import seed_ceilings
 
 from kernelwright.backends import cpu as backend_cpu
 from kernelwright.candidate import Candidate
@@ -70,19 +71,15 @@ def compiled(tmp_path_factory):
     most of the time here); set in os.environ before any worker starts, so workers find them."""
     root = tmp_path_factory.mktemp("kernelwright-cache")
     seed_ceilings(root)
-    saved = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(root)
-    sources = {c_source(template_for(CASES[name]).render(CASES[name].analysis(), params))
-               for name, params in RUNS + IN_PROCESS}
-    sources |= {c_source(template_for(case).render(case.analysis(), defaults(template_for(case), case.analysis())))
-                for case in CASES.values()}
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        list(pool.map(backend_cpu.compile, sorted(sources)))
-    yield root
-    if saved is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(root))
+        sources = {c_source(template_for(CASES[name]).render(CASES[name].analysis(), params))
+                   for name, params in RUNS + IN_PROCESS}
+        sources |= {c_source(template_for(case).render(case.analysis(), defaults(template_for(case), case.analysis())))
+                    for case in CASES.values()}
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            list(pool.map(backend_cpu.compile, sorted(sources)))
+        yield root
 
 
 @pytest.fixture(scope="module")

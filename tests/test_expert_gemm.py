@@ -311,28 +311,20 @@ def test_kernels_compile_for_sm90_and_the_gemm_pipelines_its_loads() -> None:
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory: pytest.TempPathFactory) -> Any:
     pytest.importorskip("triton")
-    from kernelwright import environment
+    from private_cache import seed_ceilings
+
     from kernelwright.evaluate.evaluator import Evaluator
     from kernelwright.evaluate.options import EvalOptions
     from kernelwright.paths import CACHE_ENV
 
-    # Device ceilings seeded into a private cache: measuring them can take minutes on a loaded machine,
-    # and nothing here looks at the speed-of-light floor.
     root = tmp_path_factory.mktemp("kernelwright-cache")
-    (root / "ceilings").mkdir()
-    (root / "ceilings" / f"{environment.current('cpu').key()}.json").write_text(json.dumps({
-        "device_name": environment.current("cpu").device_name, "bandwidth": 1e11, "flops": {"fp32": 1e12},
-        "measured_at": "2000-01-01"}))
-    saved = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(root)
-    options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",), timing_budget_s=0.1,
-                          min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
-    with Evaluator(options) as ev:
-        yield ev
-    if saved is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = saved
+    seed_ceilings(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(root))
+        options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",),
+                              timing_budget_s=0.1, min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
+        with Evaluator(options) as ev:
+            yield ev
 
 
 def test_the_default_candidate_passes_the_evaluator(evaluator: Any, tmp_path: Path) -> None:
@@ -385,9 +377,7 @@ def _compile(job: dict[str, Any]) -> list[tuple[str, int, bool]]:
     import tempfile
 
     import torch
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    from sm90_launches import compile_for_sm90, record_launches
 
     case, dims = CASES[job["case"]], tuple(job["dims"])
     analysis = case.analysis(job["dtype"], dims)
@@ -400,41 +390,16 @@ def _compile(job: dict[str, Any]) -> list[tuple[str, int, bool]]:
     task: dict[str, Any] = {}
     exec(case.source(job["dtype"], dims), task)
 
-    launches: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
-
-    class Recorder:  # kernel[grid](*args, **kwargs), kept instead of run
-        def __init__(self, kernel: Any) -> None:
-            self.kernel = kernel
-
-        def __getitem__(self, grid: Any) -> Callable[..., None]:
-            return lambda *args, **kwargs: launches.append((self.kernel, args, kwargs))
-
-    for name in ("kw_gemm", "kw_gemv", "kw_gemm_split_sum"):
-        if hasattr(candidate, name):
-            setattr(candidate, name, Recorder(getattr(candidate, name)))
+    launches = record_launches(candidate, ("kw_gemm", "kw_gemv", "kw_gemm_split_sum"))
     dtype = getattr(torch, job["dtype"])
     with torch.device("meta"):
         model = candidate.ModelNew(*task["get_init_inputs"]()).to(dtype)
         inputs = [x.to(dtype) for x in task["get_inputs"]()]
     model(*inputs)
-    types = {torch.float32: "*fp32", torch.bfloat16: "*bf16", torch.float16: "*fp16"}
     found = []
-    for kernel, args, kwargs in launches:
-        options = {key: kwargs.pop(key) for key in ("num_warps", "num_stages") if key in kwargs}
-        signature, constants, attrs = {}, dict(kwargs), {}
-        for i, (name, value) in enumerate(zip(kernel.arg_names, args)):
-            if isinstance(value, torch.Tensor):  # torch allocates 16-byte aligned
-                signature[name], attrs[(i,)] = types[value.dtype], [["tt.divisibility", 16]]
-            elif value == 1:  # as Triton specializes an int argument equal to 1
-                constants[name] = 1
-            else:
-                signature[name] = "i32"
-                if value % 16 == 0:
-                    attrs[(i,)] = [["tt.divisibility", 16]]
-        signature |= dict.fromkeys(constants, "constexpr")
-        compiled = triton.compile(ASTSource(kernel, signature, constants, attrs), target=GPUTarget("cuda", 90, 32),
-                                  options=options)
-        found.append((kernel.__name__, compiled.metadata.shared, "async_copy" in compiled.asm["ttgir"]))
+    for launch in launches:
+        compiled = compile_for_sm90(launch)
+        found.append((launch[0].__name__, compiled.metadata.shared, "async_copy" in compiled.asm["ttgir"]))
     return found
 
 

@@ -357,7 +357,7 @@ def small_copy(name: str, folder: Path, main: dict[str, int], variant: dict[str,
 
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
-    from expert_cases import seed_ceilings
+    from private_cache import seed_ceilings
 
     from kernelwright.evaluate.evaluator import Evaluator
     from kernelwright.evaluate.options import EvalOptions

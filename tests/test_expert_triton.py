@@ -12,8 +12,9 @@ from typing import Any
 
 import expert_cases
 import pytest
-from expert_cases import CASES, PLAIN_INIT, SHAPE, Case, X, call, pointwise, reduce, seed_ceilings
+from expert_cases import CASES, PLAIN_INIT, SHAPE, Case, X, call, pointwise, reduce
 from interpreted_runs import run_jobs
+from private_cache import seed_ceilings
 
 from kernelwright.candidate import Candidate
 from kernelwright.evaluate.checks import check_candidate
@@ -126,20 +127,14 @@ EVALUATED = ["softmax", "rms_norm_and_sum"]  # one row reduction, one norm; the 
 
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory):
-    import os
-
     root = tmp_path_factory.mktemp("kernelwright-cache")
     seed_ceilings(root)
-    saved = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(root)
-    options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",), timing_budget_s=0.1,
-                          min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
-    with Evaluator(options) as ev:
-        yield ev
-    if saved is None:
-        os.environ.pop(CACHE_ENV, None)
-    else:
-        os.environ[CACHE_ENV] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(root))
+        options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",),
+                              timing_budget_s=0.1, min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
+        with Evaluator(options) as ev:
+            yield ev
 
 
 @pytest.mark.parametrize("name", EVALUATED)
