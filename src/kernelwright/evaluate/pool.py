@@ -5,7 +5,9 @@ judges one candidate at a time, so no two timed runs share a device. Several
 GPUs judge several candidates at once. Compiling happens ahead, in a pool of
 CPU processes (`prebuild`), so a GPU waits for neither NVRTC nor the C++
 compiler. Evaluations are awaited from the search's event loop; each runs in a
-thread of its own that waits on the evaluator's worker processes.
+thread of its own that waits on the evaluator's worker processes. The pool
+holds no event-loop state, so one pool serves run after run (a bench keeps its
+warm workers from task to task).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import queue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,14 +26,14 @@ from kernelwright.config import EvalSettings
 from kernelwright.evaluate.evaluator import Evaluator
 from kernelwright.evaluate.options import EvalOptions
 from kernelwright.evaluate.prebuild import Prebuilder
-from kernelwright.evaluate.verdict import Timing
+from kernelwright.evaluate.verdict import Timing, Verdict
 from kernelwright.task import Task
 
 
 class EvaluatorPool:
     def __init__(self, settings: EvalSettings) -> None:
         device = settings.device or environment.default_device()
-        gpus = _gpus(settings) if device == "cuda" else []
+        gpus = chosen_gpus(settings) if device == "cuda" else []
         if len(gpus) > 1:
             options = [dataclasses.replace(settings.options(device), gpu=gpu) for gpu in gpus]
         else:
@@ -38,26 +41,27 @@ class EvaluatorPool:
         self.devices = [f"cuda:{gpu}" for gpu in gpus] or ["cpu"]
         self.key = evaluation_key(device, options[0])
         self._evaluators = [Evaluator(o) for o in options]
+        # One thread per evaluator: a thread that starts an evaluation always finds one idle.
         self._threads = ThreadPoolExecutor(len(self._evaluators), thread_name_prefix="kernelwright-eval")
-        self._idle: asyncio.Queue[Evaluator] | None = None  # made in the event loop that first awaits
+        self._idle: queue.SimpleQueue[Evaluator] = queue.SimpleQueue()
+        for evaluator in self._evaluators:
+            self._idle.put(evaluator)
         self._prebuilder = Prebuilder(settings.prebuild_workers, _arch(gpus)) if settings.prebuild_workers else None
 
     async def evaluate(self, task: Task, candidate: Candidate) -> dict[str, Any]:
         """The verdict JSON of `candidate`, from the first evaluator that is free."""
-        loop = asyncio.get_running_loop()
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-            for evaluator in self._evaluators:
-                self._idle.put_nowait(evaluator)
         built = self._prebuilder.submit(candidate.source) if self._prebuilder else None
         if built is not None:
             await asyncio.wrap_future(built)  # its errors are the evaluation's to report
-        evaluator = await self._idle.get()
-        try:
-            verdict = await loop.run_in_executor(self._threads, evaluator.evaluate, task, candidate)
-        finally:
-            self._idle.put_nowait(evaluator)
+        verdict = await asyncio.get_running_loop().run_in_executor(self._threads, self._on_idle, task, candidate)
         return verdict.to_dict()
+
+    def _on_idle(self, task: Task, candidate: Candidate) -> Verdict:
+        evaluator = self._idle.get_nowait()
+        try:
+            return evaluator.evaluate(task, candidate)
+        finally:
+            self._idle.put(evaluator)
 
     def baselines(self, task: Task) -> tuple[dict[str, Timing], dict[str, str]]:
         """The baselines' timings (and errors) on the first evaluator's device."""
@@ -80,7 +84,8 @@ def evaluation_key(device: str, options: EvalOptions) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _gpus(settings: EvalSettings) -> list[int]:
+def chosen_gpus(settings: EvalSettings) -> list[int]:
+    """The GPUs the settings evaluate on: those named, else all of this machine's."""
     import torch
 
     count = torch.cuda.device_count()
