@@ -40,7 +40,8 @@ class TaskResult:
     run_status: str = "not run"
     stop_reason: str | None = None
     error: str | None = None  # the task itself cannot be benched; it is then not scored
-    # "passed"; else the status of the candidate that got furthest; "no_candidates", "task_error", "not_run"
+    # "passed"; else the status of the candidate that got furthest; "no_candidates" (the run ended without
+    # any), "not_finished" (its run was cut short before any), "task_error", "not_run"
     verdict: str = "not_run"
     reason: str = ""
     counts: dict[str, int] = field(default_factory=dict)  # evaluated candidates per verdict status
@@ -210,6 +211,8 @@ def _reached_variants(node: NodeRecord) -> bool:
 def _summary(nodes: list[NodeRecord], record: RunRecord) -> tuple[str, str]:
     """The task's verdict and its reason: passed, or how far the furthest candidate got."""
     if not nodes:
+        if record.status != "finished":  # interrupted (or still running): nothing to score yet
+            return "not_finished", record.stop_reason or f"its run is {record.status}"
         return "no_candidates", record.stop_reason or "no candidate was evaluated"
     furthest = max(nodes, key=lambda n: (STAGE.get(n.verdict.get("status", ""), -1), -n.seq))
     reason = " ".join(str(furthest.verdict.get("reason", "")).split())
