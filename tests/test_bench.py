@@ -459,6 +459,46 @@ def test_a_cpu_bench_interrupted_with_ctrl_c_continues_with_the_same_command(tmp
         assert all(store.get_run(t.run_id).status == "finished" for t in (gelu, scale))
 
 
+@pytest.mark.timeout(900)
+def test_a_bench_in_two_lanes_runs_tasks_side_by_side_and_ctrl_c_stops_and_continues_both(tmp_path: Path,
+                                                                                          cache_root: Path) -> None:
+    suite = make_suite(tmp_path / "suite", ("gelu", "scale_bias"))
+    script = tmp_path / "script"
+    script.mkdir()
+    compile_error = ROOT / "fixtures" / "runs" / "gelu_cpu" / "01_compile_error.py"
+    (script / "00_compile_error.py").write_text(compile_error.read_text())
+    (script / "01_cpu_gelu.py").write_text((CANDIDATES / "cpu_gelu.py").read_text())
+    (script / "02_cpu_scale_bias.py").write_text((CANDIDATES / "cpu_scale_bias.py").read_text())
+    db, out = tmp_path / "bench.db", tmp_path / "out"
+    args = ["bench", str(suite), "--generator", f"scripted:{script}", "--config", str(QUICK), "--budget", "3",
+            "--lanes", "2", "--db", str(db), "--out", str(out)]
+    ids = {name: load_task(suite / f"{name}.py").id for name in ("gelu", "scale_bias")}
+
+    process = kernelwright(cache_root, *args)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None and not all(evaluations_of(db, i) for i in ids.values()):
+        time.sleep(0.2)
+    before = {name: evaluations_of(db, i) for name, i in ids.items()}
+    # Side by side: each task has evaluations while the other's run is still short of its budget (one after
+    # the other, the second's first evaluation would come after the first's third).
+    assert process.poll() is None and all(1 <= len(b) < 3 for b in before.values()), before
+    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the parent and both lanes (and their workers) get it
+    out_text, err = process.communicate(timeout=180)
+    assert process.returncode == 130, out_text + err
+    assert "interrupted; everything so far is in" in err and "Traceback" not in err
+    assert json.loads((out / "bench.json").read_text())["status"] == "interrupted"
+
+    process = kernelwright(cache_root, *args)
+    out_text, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out_text + err
+    after = {name: evaluations_of(db, i) for name, i in ids.items()}
+    for name in ids:  # every evaluation kept, none repeated, the budget filled
+        assert len(after[name]) == 3 and all(after[name][c] == t for c, t in before[name].items()), name
+    final = load_results(out / "bench.json")
+    assert final.status == "finished" and [t.verdict for t in final.tasks] == ["passed", "passed"]
+    assert [t.best for t in final.tasks] == ["01_cpu_gelu", "02_cpu_scale_bias"]
+
+
 # ---- the reports in a real browser ----
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")

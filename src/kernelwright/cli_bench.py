@@ -24,8 +24,8 @@ from kernelwright.config import Config, load_config
 from kernelwright.store import BenchTaskRecord, Store, StoreError
 
 if TYPE_CHECKING:  # imported when used: they load torch, and the CLI starts fast without it
+    from kernelwright.bench.progress import RunStatus
     from kernelwright.bench.results import BenchResult, TaskResult
-    from kernelwright.search.run import Run
 
 
 @app.command()
@@ -52,6 +52,8 @@ def bench(
     db: DbFlag = DEFAULT_DB,
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for bench.json, bench.html and each task's run "
                                                            "(default kernelwright-bench/BENCH)."),
+    lanes: Optional[int] = typer.Option(None, "--lanes", min=1, help="Tasks run side by side, each lane on its own "
+                                        "GPUs (default: one lane per GPU; one on the CPU)."),
 ) -> None:
     """Optimize every task of a suite (one run per task, the same settings as optimize) and report the
     suite's metrics. Running the same command again continues an interrupted bench."""
@@ -68,8 +70,9 @@ def bench(
                     device=device, interpret=interpret, model=model, base_url=base_url, provider=provider)
         suite = load_suite(suite_spec, tasks)
         store = Store(db)
-        # The llm generator records its calls in the store and reads [llm] and [agents] from the config.
-        chosen = get_generator(config.generator or DEFAULT_GENERATOR, config=config, store=store)
+        # Made once here so that a bad --generator, [llm] or [agents] fails now, in one line; the bench
+        # (each of its lanes) makes its own from the same config.
+        get_generator(config.generator or DEFAULT_GENERATOR, config=config, store=store)
     except (*_BAD_INPUT, SuiteError, GeneratorError) as e:
         _bad_input(str(e))
     progress = _BenchProgress(f"the {suite.kind} suite {suite.name}")
@@ -77,7 +80,7 @@ def bench(
         with store, Live(get_renderable=progress.render, console=console, refresh_per_second=4,
                          transient=True) as live:
             progress.live = live
-            outcome = run_bench(suite, config, store, out, generator=chosen, progress=progress)
+            outcome = run_bench(suite, config, store, out, progress=progress, lanes=lanes)
     except KeyboardInterrupt:
         errors.print(f"interrupted; everything so far is in {db}. Run the same command to continue"
                      + (f" (bench {progress.bench_id})" if progress.bench_id else "") + ".", markup=False)
@@ -138,15 +141,13 @@ def _results(name: str, db: Path) -> BenchResult:
 
 
 class _BenchProgress:
-    """One line per task as it starts and ends; the live line shows the task's run."""
+    """One line per task as it starts and ends; the live view shows one line per task in progress."""
 
     def __init__(self, suite: str) -> None:
         self.suite = suite
         self.live: Live | None = None
         self.bench_id: str | None = None
-        self.run: Run | None = None
-        self.task_key = ""
-        self.position = ""
+        self.active: dict[int, tuple[str, str, RunStatus | None]] = {}  # seq -> ("[i/n]", task key, its run)
 
     def bench_started(self, bench_id: str, resumed: bool, total: int) -> None:
         self.bench_id = bench_id
@@ -156,28 +157,31 @@ class _BenchProgress:
         self._print(f"[{index + 1}/{total}] {result.key}: done before, {_task_line(result)}")
 
     def task_started(self, index: int, total: int, row: BenchTaskRecord) -> None:
-        self.run, self.task_key, self.position = None, row.task_key, f"[{index + 1}/{total}]"
+        self.active[index] = (f"[{index + 1}/{total}]", row.task_key, None)
 
-    def run_started(self, run: Run, resumed: bool) -> None:
-        self.run = run
-        self._print(f"{self.position} {self.task_key}: {'continuing' if resumed else 'starting'} run {run.id}")
+    def run_started(self, index: int, status: RunStatus, resumed: bool) -> None:
+        position, key, _ = self.active[index]
+        self.active[index] = (position, key, status)
+        self._print(f"{position} {key}: {'continuing' if resumed else 'starting'} run {status.run_id}")
 
-    def run_progress(self, run: Run) -> None:
-        self.run = run
+    def run_progress(self, index: int, status: RunStatus) -> None:
+        position, key, _ = self.active[index]
+        self.active[index] = (position, key, status)
 
     def task_finished(self, index: int, total: int, result: TaskResult) -> None:
-        self.run = None
+        self.active.pop(index, None)
         self._print(f"[{index + 1}/{total}] {result.key}: {_task_line(result)}")
 
     def render(self) -> Text:
-        run = self.run
-        if run is None:
-            return Text(f"{self.position} {self.task_key} starting evaluators ..." if self.task_key else "",
-                        style="dim")
-        best = run.best
-        best_part = f"best {best.speedup():.2f}x vs eager" if best else "no pass yet"
-        return Text(f"{self.position} {self.task_key}: {len(run.nodes)}/{run.config.budget.candidates} candidates"
-                    f" · {run.in_flight} evaluating · {best_part} · {run.elapsed_s:.0f} s")
+        lines = []
+        for position, key, run in self.active.values():
+            if run is None:
+                lines.append(f"{position} {key}: starting ...")
+                continue
+            best = f"best {run.best_speedup:.2f}x vs eager" if run.best_speedup is not None else "no pass yet"
+            lines.append(f"{position} {key}: {run.candidates}/{run.budget} candidates · {run.in_flight} evaluating"
+                         f" · {best} · {run.elapsed_s:.0f} s")
+        return Text("\n".join(lines), style="dim" if not lines else "")
 
     def _print(self, line: str) -> None:
         (self.live.console if self.live else console).print(line, markup=False, highlight=False)
