@@ -8,7 +8,11 @@ flash-attention papers). Exponentials are exp2 of scores premultiplied by scale 
 is the accumulator divided by the sum, written once in the input dtype. Where the reference holds its
 scores in bf16 or fp16 (the pattern's rounds_scores: a written-out 16-bit q @ k^T), the kernel rounds
 them alike, after the product and after the scale: otherwise, for scores in the tens, the reference's
-own rounding alone moves its probabilities by more than the tolerance.
+own rounding alone moves its probabilities by more than the tolerance. Such a reference also divides
+by the sum before it rounds the probabilities for p @ v, so there the kernel walks the keys twice:
+each row's max and sum first, then the divided probabilities into the accumulator (twice the q @ k^T
+work; rounding undivided ones differed from it by more than the tolerance on an H200, where outputs
+are small sums of large terms, e.g. the first rows of a causal mask).
 
 triton.attention: one program per BLOCK_M query rows of one (batch, head). Key blocks wholly inside
 the sequence (and, when causal, wholly at or before the block's first row) are read without masks;
@@ -83,9 +87,12 @@ def kw_dot(a, b, acc, WIDEN: tl.constexpr):
 
 @triton.jit
 def kw_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, keys, mask_d, seq_k, scale, MASK_N: tl.constexpr,
-            CAUSAL: tl.constexpr, PAD_D: tl.constexpr, ROUND: tl.constexpr, WIDEN: tl.constexpr):
-    # One block of keys: its scores (in log2 units: exp2 of them is exp of the scores), then each row's
-    # max, sum and accumulator brought up to date.
+            CAUSAL: tl.constexpr, PAD_D: tl.constexpr, ROUND: tl.constexpr, WIDEN: tl.constexpr,
+            PASS: tl.constexpr):
+    # One block of keys: its scores (in log2 units: exp2 of them is exp of the scores), then by PASS
+    # 0: each row's max, sum and accumulator brought up to date (the online softmax);
+    # 1: the max and sum only; 2: with the final max and sum, p normalized (as the reference has it,
+    # before rounding it to the input dtype) into the accumulator.
     mask_n = keys < seq_k
     k = kw_tile(k_ptrs, mask_d, mask_n, PAD_D, MASK_N)  # k^T: head dim down, keys across
     s = kw_dot(q, k, tl.zeros((q.shape[0], k.shape[1]), dtype=tl.float32), WIDEN)
@@ -98,16 +105,53 @@ def kw_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, keys, mask_d, seq_k, scale,
         s = tl.where(mask_n[None, :], s, -float("inf"))
     if CAUSAL:
         s = tl.where(query[:, None] >= keys[None, :], s, -float("inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))
-    # A row that has seen only masked keys keeps max -inf; 0 stands in for it there, so that its
-    # exponentials are exp2(-inf) = 0, not exp2(-inf + inf) = NaN.
-    m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
-    alpha = tl.exp2(m_i - m_safe)
-    p = tl.exp2(s - m_safe[:, None])
-    l_i = l_i * alpha + tl.sum(p, 1)
-    v = kw_tile(v_ptrs, mask_n, mask_d, MASK_N, PAD_D)
-    acc = kw_dot(kw_narrow(p, v.dtype, WIDEN), v, acc * alpha[:, None], WIDEN)
-    return acc, m_new, l_i
+    if PASS == 2:
+        p = tl.exp2(s - m_i[:, None]) / l_i[:, None]
+        alpha = tl.full(m_i.shape, 1.0, tl.float32)
+    else:
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        # A row that has seen only masked keys keeps max -inf; 0 stands in for it there, so that its
+        # exponentials are exp2(-inf) = 0, not exp2(-inf + inf) = NaN.
+        m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
+        alpha = tl.exp2(m_i - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        m_i = m_new
+    if PASS != 1:
+        v = kw_tile(v_ptrs, mask_n, mask_d, MASK_N, PAD_D)
+        acc = kw_dot(kw_narrow(p, v.dtype, WIDEN), v, acc * alpha[:, None], WIDEN)
+    return acc, m_i, l_i
+
+
+@triton.jit
+def kw_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, offs_n, mask_d, seq_k, scale, lo, full, end, stride_kn,
+            stride_vn, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, PAD_D: tl.constexpr, ROUND: tl.constexpr,
+            WIDEN: tl.constexpr, PASS: tl.constexpr):
+    # Keys [lo, end) in blocks: those before `full` without masks, the rest with them.
+    for start in range(lo, full, BLOCK_N):
+        acc, m_i, l_i = kw_step(acc, m_i, l_i, q, k_ptrs + start * stride_kn, v_ptrs + start * stride_vn, query,
+                                start + offs_n, mask_d, seq_k, scale, False, False, PAD_D, ROUND, WIDEN, PASS)
+    for start in range(full, end, BLOCK_N):
+        acc, m_i, l_i = kw_step(acc, m_i, l_i, q, k_ptrs + start * stride_kn, v_ptrs + start * stride_vn, query,
+                                start + offs_n, mask_d, seq_k, scale, True, CAUSAL, PAD_D, ROUND, WIDEN, PASS)
+    return acc, m_i, l_i
+
+
+@triton.jit
+def kw_all_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, offs_n, mask_d, seq_k, scale, lo, full, end, stride_kn,
+                stride_vn, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, PAD_D: tl.constexpr, ROUND: tl.constexpr,
+                WIDEN: tl.constexpr):
+    # The rows' accumulator over keys [lo, end), divided by the sum (ROUND) or not, with their max and sum.
+    if ROUND:  # the reference rounds its probabilities after dividing: each row's max and sum first
+        acc, m_i, l_i = kw_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, offs_n, mask_d, seq_k, scale, lo, full, end,
+                                stride_kn, stride_vn, BLOCK_N, CAUSAL, PAD_D, ROUND, WIDEN, 1)
+        m_i = tl.where(m_i == -float("inf"), 0.0, m_i)
+        acc, m_i, l_i = kw_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, offs_n, mask_d, seq_k, scale, lo, full, end,
+                                stride_kn, stride_vn, BLOCK_N, CAUSAL, PAD_D, ROUND, WIDEN, 2)
+    else:
+        acc, m_i, l_i = kw_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, offs_n, mask_d, seq_k, scale, lo, full, end,
+                                stride_kn, stride_vn, BLOCK_N, CAUSAL, PAD_D, ROUND, WIDEN, 0)
+    return acc, m_i, l_i
 ''')
 
 _FLASH = '''
@@ -145,13 +189,11 @@ def kw_attention(q_ptr, k_ptr, v_ptr, out_ptr, heads, group, seq_q, seq_k, scale
     if CAUSAL:
         full = tl.minimum(full, pid_m * BLOCK_M // BLOCK_N * BLOCK_N)
         end = tl.minimum(seq_k, (pid_m + 1) * BLOCK_M)  # keys after the block's last row are never read
-    for start in range(0, full, BLOCK_N):
-        acc, m_i, l_i = kw_step(acc, m_i, l_i, q, k_ptrs + start * stride_kn, v_ptrs + start * stride_vn, offs_m,
-                                start + offs_n, mask_d, seq_k, scale, False, False, HEAD_DIM != BLOCK_D, ROUND, WIDEN)
-    for start in range(full, end, BLOCK_N):
-        acc, m_i, l_i = kw_step(acc, m_i, l_i, q, k_ptrs + start * stride_kn, v_ptrs + start * stride_vn, offs_m,
-                                start + offs_n, mask_d, seq_k, scale, True, CAUSAL, HEAD_DIM != BLOCK_D, ROUND, WIDEN)
-    out = kw_narrow(acc / l_i[:, None], out_ptr.dtype.element_ty, WIDEN)
+    acc, m_i, l_i = kw_all_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, offs_m, offs_n, mask_d, seq_k, scale, 0, full, end,
+                                stride_kn, stride_vn, BLOCK_N, CAUSAL, HEAD_DIM != BLOCK_D, ROUND, WIDEN)
+    if not ROUND:
+        acc = acc / l_i[:, None]
+    out = kw_narrow(acc, out_ptr.dtype.element_ty, WIDEN)
     out_ptrs = out_ptr + (zh.to(tl.int64) * seq_q + offs_m[:, None]) * HEAD_DIM + offs_d[None, :]
     tl.store(out_ptrs, out, mask=mask_m[:, None] & mask_d[None, :])
 '''
@@ -195,17 +237,16 @@ def kw_decode(q_ptr, k_ptr, v_ptr, out_ptr, ${partials}heads, kv_heads, group, s
     full = tl.maximum(lo, tl.minimum(hi, seq_k // BLOCK_N * BLOCK_N))
     if CAUSAL:
         full = lo
-    for start in range(lo, full, BLOCK_N):
-        acc, m_i, l_i = kw_step(acc, m_i, l_i, q, k_ptrs + start * stride_kn, v_ptrs + start * stride_vn, query,
-                                start + offs_n, mask_d, seq_k, scale, False, False, HEAD_DIM != BLOCK_D, ROUND, WIDEN)
-    for start in range(full, hi, BLOCK_N):
-        acc, m_i, l_i = kw_step(acc, m_i, l_i, q, k_ptrs + start * stride_kn, v_ptrs + start * stride_vn, query,
-                                start + offs_n, mask_d, seq_k, scale, True, CAUSAL, HEAD_DIM != BLOCK_D, ROUND, WIDEN)
+    # With ROUND there is one split (SPLIT == 1: the space allows no other), and the accumulator comes back divided.
+    acc, m_i, l_i = kw_all_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, offs_n, mask_d, seq_k, scale, lo, full, hi,
+                                stride_kn, stride_vn, BLOCK_N, CAUSAL, HEAD_DIM != BLOCK_D, ROUND, WIDEN)
+    if SPLIT == 1 and not ROUND:
+        acc = acc / l_i[:, None]
     out_rows = (z * heads + h) * seq_q + query  # the row's index in the output [batch, heads, seq_q]
     mask = mask_r[:, None] & mask_d[None, :]
 ${store}
 ''')
-_STORE_OUT = """    out = kw_narrow(acc / l_i[:, None], out_ptr.dtype.element_ty, WIDEN)
+_STORE_OUT = """    out = kw_narrow(acc, out_ptr.dtype.element_ty, WIDEN)
     tl.store(out_ptr + out_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=mask)"""
 # Partial results go to workspaces [rows, SPLIT] (m, l) and [rows, SPLIT, head_dim] (the accumulator).
 _STORE_PART = """    part = out_rows * SPLIT + split
@@ -372,9 +413,11 @@ class DecodeAttentionTemplate:
         programs = p.shape[0] * p.kv_heads * math.ceil(rows / bm)
         wanted = _pow2(math.ceil(4 * _SMS / programs), 1, 32)
         split = max(1, min(wanted, 1 << max(0, (p.shape[3] // (2 * bn)).bit_length() - 1)))
+        # Rounded scores need each row's final max and sum before any probability: one split reads them all.
+        splits = (1,) if p.rounds_scores else _first(split, (1, 2, 4, 8, 16, 32))
         return _common_space(analysis, {
             "BLOCK_M": _first(bm, (16, 32, 64)), "BLOCK_N": _first(bn, (64, 128, 32, 16)),
-            "SPLIT": _first(split, (1, 2, 4, 8, 16, 32)), "num_warps": _first(4 if narrow else 8, (4, 8, 2)),
+            "SPLIT": splits, "num_warps": _first(4 if narrow else 8, (4, 8, 2)),
             "num_stages": _first(3 if narrow else 2, (3, 2, 4, 1))})
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
