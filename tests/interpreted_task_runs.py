@@ -56,11 +56,15 @@ def run_job(job: dict[str, Any], templates: dict[str, Any]) -> None:
     with torch.no_grad():
         expected, got = reference(*inputs), candidate(*inputs)
     where = f"{Path(job['task']).name} {job['params']} at {job['globals']} in {job['dtype']}"
-    assert got.shape == expected.shape and got.dtype == expected.dtype, (where, got.shape, expected.shape)
+    # A forward may return several outputs (a tuple): each is compared with the reference's.
+    expected, got = ([o] if isinstance(o, torch.Tensor) else list(o) for o in (expected, got))
+    assert len(got) == len(expected), (where, len(got), len(expected))
     # The evaluator's tolerances per precision (correctness.py); bf16's covers one rounding of the output.
     tolerance = {"float32": 1e-4, "bfloat16": 2e-2, "float16": 1e-2}[job["dtype"]]
-    scale = float(expected.float().square().mean().sqrt()) or 1.0
-    torch.testing.assert_close(got, expected, rtol=tolerance, atol=tolerance * scale, equal_nan=True, msg=where)
+    for mine, theirs in zip(got, expected):
+        assert mine.shape == theirs.shape and mine.dtype == theirs.dtype, (where, mine.shape, theirs.shape)
+        scale = float(theirs.float().square().mean().sqrt()) or 1.0
+        torch.testing.assert_close(mine, theirs, rtol=tolerance, atol=tolerance * scale, equal_nan=True, msg=where)
 
 
 def _main() -> None:

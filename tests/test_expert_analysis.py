@@ -15,7 +15,10 @@ from kernelwright.generate.expert.patterns import (
 )
 from kernelwright.generate.expert.patterns import CrossEntropy, Scan
 from kernelwright.generate.expert.patterns import Conv
+from kernelwright.generate.expert.patterns import ColumnReduce
 from kernelwright.generate.expert.patterns import Attention
+from kernelwright.generate.expert.patterns import KLDivergence
+from kernelwright.generate.expert.patterns import Dim, Projections, Rotary, View
 from kernelwright.task import load_task, load_tasks
 
 ROOT = Path(__file__).parent.parent
@@ -135,9 +138,10 @@ def test_reductions_record_keepdim_and_an_epilogue_over_the_value(tmp_path: Path
     assert pattern_of(tmp_path, "torch.max(x, dim=-1).values").kind == "max"
 
 
-def test_a_reduction_over_another_dim_is_refused_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(Unsupported, match=r"sum reduces over dim 1; .* trailing dimensions only at task.py:\d+"):
-        pattern_of(tmp_path, "x.sum(dim=1)", inputs="[torch.randn(2, 3, 4)]")
+def test_a_reduction_over_other_dims_is_refused_naming_them(tmp_path: Path) -> None:
+    with pytest.raises(Unsupported, match=r"sum reduces over dims \(0, 2\); the expert reduces over adjacent dims.* "
+                                          r"at task.py:\d+"):
+        pattern_of(tmp_path, "x.sum(dim=(0, 2))", inputs="[torch.randn(2, 3, 4)]")
     with pytest.raises(Unsupported, match=r"logsumexp reduces over dims \(1, 2\)"):
         pattern_of(tmp_path, "torch.logsumexp(x, dim=(1, 2))", inputs="[torch.randn(2, 3, 4)]")
 
@@ -275,7 +279,10 @@ def test_builtin_matrix_products_match_and_the_fused_blocks_are_refused_naming_w
     assert found["fused_llama3_swiglu_mlp"].startswith("a second matrix product, linear (up_proj)")
     assert found["fused_gpt2xl_mlp"].startswith("a second matrix product, linear (c_proj)")
     assert found["fused_bert_output_block"].startswith("layer_norm (LayerNorm) with a matrix product")
-    assert found["fused_llama3_qkv_heads"].startswith("Model.forward returns 3 outputs; the expert writes one")
+    heads = (View("view", (Dim(0, 0), Dim(0, 1), -1, 128)), View("transpose", (1, 2)))  # the task's b, s = x.shape
+    assert found["fused_llama3_qkv_heads"] == Projections(tuple(
+        Matmul(X, Weight(f"{p}_proj.weight", "full"), True, False, (4, 2048, n), 4096, "bfloat16")
+        for p, n in (("q", 4096), ("k", 1024), ("v", 1024))), (heads,) * 3)
 
 
 def test_a_norm_may_return_its_input_too_in_either_order(tmp_path: Path) -> None:
@@ -287,6 +294,55 @@ def test_a_norm_may_return_its_input_too_in_either_order(tmp_path: Path) -> None
     assert second.outputs == ("prologue", "value")
     with pytest.raises(Unsupported, match="returns 2 outputs; the expert writes one, or a norm and its input"):
         pattern_of(tmp_path, "self.ln(x), x * 2", init="self.ln = nn.LayerNorm(32)")
+
+
+# -- several outputs: projections of one input, rotary embeddings --------------------------------------------
+
+def test_the_rope_task_is_rotary_over_q_and_k_with_cos_and_sin_broadcast_over_heads() -> None:
+    cos, sin = Input(2, "broadcast", (1,)), Input(3, "broadcast", (1,))
+
+    def rope(x: Input) -> Call:
+        return Call("add", (Call("mul", (x, cos)), Call("mul", (Call("rotate_half", (x,)), sin))))
+
+    assert analysis_of(BUILTIN / "fused_llama3_rope.py").pattern == Rotary((
+        Pointwise(rope(X), (8, 32, 4096, 128), "bfloat16"), Pointwise(rope(Input(1)), (8, 8, 4096, 128), "bfloat16")))
+
+
+@pytest.mark.parametrize("rotated", [
+    "torch.cat((-x[..., x.shape[-1] // 2:], x[..., :x.shape[-1] // 2]), dim=-1)",
+    "torch.cat([x[:, 16:].neg(), x[:, :-16]], -1)",
+    "torch.cat((-(h := x.chunk(2, dim=-1))[1], h[0]), dim=-1)",
+])
+def test_rotate_half_spellings_are_one_op_and_alone_a_pointwise(tmp_path: Path, rotated: str) -> None:
+    assert pattern_of(tmp_path, f"x * 2.0 + {rotated}") == Pointwise(
+        Call("add", (Call("mul", (X, Const(2.0))), Call("rotate_half", (X,)))), (8, 32), "float32")
+
+
+def test_projections_of_one_input_keep_their_biases_and_replay_their_views(tmp_path: Path) -> None:
+    pattern = pattern_of(tmp_path, "self.q(x).view(x.size(0), x.shape[1], 4, 8).permute(0, 2, 1, 3), "
+                                   "self.k(x).reshape(-1, 16)",
+                         init="self.q = nn.Linear(c, 32); self.k = nn.Linear(c, 16)", inputs="[torch.randn(2, 8, 32)]")
+    q, k = (Matmul(X, Weight(f"{p}.weight", "full"), True, False, (2, 8, n), 32, "float32", Weight(f"{p}.bias"))
+            for p, n in (("q", 32), ("k", 16)))
+    assert pattern == Projections((q, k), ((View("view", (Dim(0, 0), Dim(0, 1), 4, 8)), View("permute", (0, 2, 1, 3))),
+                                           (View("reshape", (-1, 16)),)))
+
+
+@pytest.mark.parametrize(("forward", "why"), [
+    ("self.q(x) * 2.0, self.k(x)", "mul beside matrix products"),
+    ("self.q(x), x.view(-1)", "x itself beside matrix products"),
+    ("self.q(x), self.k(y)", r"linear \(k\) is batched, of another input or adds a tensor"),
+    ("self.q(x).view(x.shape[0] * 2, -1), self.k(x)", "view to a size computed by mul"),
+    ("x * 2.0 + torch.cat((x[:, 16:], x[:, :16]), -1)", "cat is not an op the expert writes"),  # no sign
+    ("x + torch.cat((-x[:, 8:], x[:, :8]), -1)", "cat is not an op the expert writes"),  # not halves
+    ("x * 2.0, x + 1.0", "returns 2 outputs; the expert writes one, or a norm and its input, several products"),
+    ("torch.cat((-x[:, 16:], x[:, :16]), -1), x.sum(-1)", "a RowReduce output beside rotary embeddings"),
+])
+def test_several_outputs_the_expert_does_not_write_are_refused_saying_why(tmp_path: Path, forward: str,
+                                                                          why: str) -> None:
+    with pytest.raises(Unsupported, match=why):
+        pattern_of(tmp_path, forward, init="self.q = nn.Linear(c, 32); self.k = nn.Linear(c, 16)", args="x, y",
+                   inputs="[torch.randn(8, 32), torch.randn(8, 32)]")
 
 
 # -- refusals, dtype, init, the subprocess ------------------------------------------------------------------
@@ -357,4 +413,7 @@ def test_builtin_suite_matches_or_is_refused_never_errors() -> None:
     expected |= {"attention_gpt2xl_sdpa": Attention, "attention_llama3_causal": Attention,
                  "attention_llama3_decode": Attention, "attention_vit_b16": Attention}
     expected |= {"norm_residual_rmsnorm": Norm, "fused_llama3_70b_residual_rmsnorm": Norm}  # (norm(h), h)
+    expected |= {"loss_kl_distill": KLDivergence}
+    expected |= {"fused_llama3_qkv_heads": Projections, "fused_llama3_rope": Rotary}
+    expected |= {"reduce_sum_tokens": ColumnReduce, "norm_groupnorm": Norm}
     assert {name: type(p) for name, p in matched.items()} == expected

@@ -24,6 +24,7 @@ TASKS = ["pointwise_gelu_tanh", "pointwise_leaky_clamp", "softmax_log_softmax", 
          "matmul_matvec_lm_head", "matmul_batched_moe", "conv_resnet50_3x3", "conv_depthwise_mobilenetv2",
          "reduce_reverse_cumsum", "reduce_cumprod_nerf", "loss_cross_entropy", "attention_gpt2xl_sdpa",
          "attention_llama3_decode"]
+TASKS += ["reduce_sum_tokens", "norm_groupnorm"]  # a reduction over a middle dim, group norm
 
 
 @pytest.fixture(scope="module")

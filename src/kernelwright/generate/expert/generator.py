@@ -34,10 +34,11 @@ MAX_DRAWS = 20
 BACKENDS = ("triton", "cpu")
 # Which parameters a named technique turns (the bandit's arms); others: any parameter.
 TECHNIQUE_PARAMS = {
-    "block_sizes": ("BLOCK", "BLOCK_M", "BLOCK_N", "BLOCK_K"), "tiling": ("BLOCK", "BLOCK_M", "BLOCK_N", "BLOCK_K"),
+    "block_sizes": ("BLOCK", "BLOCK_M", "BLOCK_N", "BLOCK_K", "BLOCK_I"),
+    "tiling": ("BLOCK", "BLOCK_M", "BLOCK_N", "BLOCK_K", "BLOCK_I"),
     "warps_and_stages": ("num_warps", "num_stages"), "vectorization": ("BLOCK", "schedule", "unroll"),
     "memory_layout": ("strategy", "GROUP_M"), "persistent_kernel": ("strategy",), "shared_memory": ("strategy",),
-    "split_k": ("SPLIT_K",), "lower_precision": ("accumulate", "precision"), "tensor_cores": ("precision",),
+    "split_k": ("SPLIT_K", "SPLIT"), "lower_precision": ("accumulate", "precision"), "tensor_cores": ("precision",),
 }
 # The `precision` parameter of matrix templates: the arithmetic each value means.
 ARITHMETIC = {"ieee": "fp32", "tf32": "tf32 tensor cores", "bf16": "bf16 tensor cores", "fp16": "fp16 tensor cores"}
@@ -130,7 +131,8 @@ def _precision(analysis: Analysis, params: dict[str, Any]) -> str:
     dtype = analysis.pattern.dtype
     if "precision" in params:
         arithmetic = ARITHMETIC[params["precision"]]
-    elif type(analysis.pattern).__name__ in ("Matmul", "Attention") and dtype in ("bfloat16", "float16"):
+    elif (type(analysis.pattern).__name__ in ("Matmul", "Projections", "Attention")
+          and dtype in ("bfloat16", "float16")):
         arithmetic = f"{dtype} tensor cores"  # products of the task's own dtype, accumulated in fp32
     else:
         arithmetic = "fp32"

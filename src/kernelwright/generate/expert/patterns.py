@@ -23,7 +23,8 @@ other broadcast by PyTorch's rules, up to 4 dims, read through the strides of
 its `unsqueeze` dims, applied in order, say how.
 
 Reductions and norms work along the LAST `dims` dimensions (usually one):
-rows = prod(shape[:-dims]), cols = prod(shape[-dims:]).
+rows = prod(shape[:-dims]), cols = prod(shape[-dims:]); a ColumnReduce along
+dims followed by others, and group norm along parts of each row.
 Templates read shapes from the tensors at run time (shape variants change them);
 `shape` here is the task's main shape, for choosing defaults.
 """
@@ -39,6 +40,9 @@ OPS: dict[str, int] = {
     "neg": 1, "abs": 1, "exp": 1, "log": 1, "sqrt": 1, "rsqrt": 1, "reciprocal": 1, "square": 1,
     "sigmoid": 1, "tanh": 1, "relu": 1, "silu": 1, "gelu": 1, "gelu_tanh": 1, "erf": 1, "sin": 1, "cos": 1,
     "softplus": 1,
+    # Along the last dim, each element with the one half a row away: cat(-x[..., h:], x[..., :h], -1) (Llama's
+    # rotate_half). Only triton.rotary writes it (other templates' tables lack it, so they do not match).
+    "rotate_half": 1,
     # binary
     "add": 2, "sub": 2, "mul": 2, "div": 2, "maximum": 2, "minimum": 2, "pow": 2,
     "leaky_relu": 2,  # (x, Const(slope))
@@ -84,7 +88,8 @@ Expr = Input | Weight | Const | Value | Call
 
 REDUCTIONS = ("sum", "mean", "max", "min", "logsumexp", "argmax", "argmin")  # one value per row
 NORMALIZATIONS = ("softmax", "log_softmax")  # same shape as the row
-NORMS = ("layer", "rms")
+NORMS = ("layer", "rms", "group")
+COLUMN_REDUCTIONS = ("sum", "mean", "max", "min")  # over a block of dims that are not the last
 SCANS = ("sum", "prod")
 LOSS_REDUCTIONS = ("mean", "sum", "none")
 
@@ -108,16 +113,47 @@ class RowReduce:
 
 
 @dataclass(frozen=True)
+class ColumnReduce:
+    """A reduction over a block of adjacent dims that are not the last: x.sum(dim=1) of [B, T, H].
+
+    The prologue's `shape` is read as (outer, reduced, inner): the dims before the block, the `dims`
+    reduced ones, and the `inner` (at least one) after them, so each output element reduces a column of
+    an (reduced, inner) matrix, whose elements lie `inner` apart. A "row" leaf of the prologue is a vector
+    over the inner dims (`row_dims` = inner when the analysis lays leaves out); the epilogue, as a
+    RowReduce's, reads the value, numbers and scalars only.
+    """
+
+    kind: str  # one of COLUMN_REDUCTIONS
+    prologue: Expr
+    shape: tuple[int, ...]
+    dtype: str
+    dims: int  # how many dims are reduced
+    inner: int  # how many dims follow them
+    keepdim: bool = False  # output shape[:start] + (1,) * dims + shape[start + dims:] instead of without the 1s
+    epilogue: Expr | None = None
+
+    @property
+    def start(self) -> int:
+        """The first reduced dim."""
+        return len(self.shape) - self.inner - self.dims
+
+
+@dataclass(frozen=True)
 class Norm:
-    kind: str  # "layer" or "rms"
+    kind: str  # one of NORMS
     prologue: Expr  # the normalized value per element: Input(0), or Input(0) + Input(1) (a residual)
     shape: tuple[int, ...]
     dtype: str
     eps: float
+    # Layer and RMS norm: "row" vectors over the normalized dims. Group norm: one value per channel (dim 1),
+    # a [C] vector unsqueezed to [C, 1, ...] as batch norm's are ("broadcast", over the dims after dim 1).
     weight: Weight | None = None
-    bias: Weight | None = None  # layer norm only
+    bias: Weight | None = None  # layer and group norm only
     epilogue: Expr | None = None  # over Value(), after the affine step
-    dims: int = 1  # how many trailing dims are normalized together (instance norm: H and W)
+    dims: int = 1  # how many trailing dims are normalized together (instance norm: H and W; group norm: all but N)
+    # Group norm: the `dims` trailing dims ([C, *spatial]) are split into this many equal contiguous parts
+    # (C / groups channels each), each normalized alone.
+    groups: int = 1
     # What forward returns, in order: "value" (the norm's output) and maybe "prologue" (its input, say
     # the residual sum h = x + residual that the next layer needs too).
     outputs: tuple[str, ...] = ("value",)
@@ -241,6 +277,29 @@ class CrossEntropy:
     dtype: str  # the logits'
 
 
+KL_REDUCTIONS = ("batchmean", "sum", "mean")
+
+
+@dataclass(frozen=True)
+class KLDivergence:
+    """The distillation loss: F.kl_div(log_softmax(student), softmax(teacher), reduction=...), both over the
+    last dim, summed over every row of KL(softmax(teacher) || softmax(student)), then an epilogue.
+
+    `student` and `teacher` are the logits per element before the softmaxes: elementwise expressions of
+    `shape` (say Input(0) / T). log_target=True with log_softmax(teacher) as the target is the same loss,
+    so it is this pattern too. The reduction divides the sum: "batchmean" by shape[0] (PyTorch's
+    input.size(0)), "mean" by the element count. The epilogue, over Value() with numbers and scalar
+    tensors only, finishes the one output value (the T^2 factor).
+    """
+
+    student: Expr
+    teacher: Expr
+    reduction: str  # one of KL_REDUCTIONS
+    shape: tuple[int, ...]  # the logits', rows by the last dim
+    dtype: str
+    epilogue: Expr | None = None
+
+
 @dataclass(frozen=True)
 class Attention:
     """out = softmax(scale * q @ k^T (+ causal mask)) @ v over the last two dims, per batch and head.
@@ -276,7 +335,61 @@ class Attention:
         return self.shape[1] // self.kv_heads
 
 
-Pattern = Pointwise | RowReduce | Norm | Matmul | Conv | Scan | CrossEntropy | Attention
+
+@dataclass(frozen=True)
+class Dim:
+    """A size read at run time: forward argument `index`'s shape[dim] (a view's `b, s, _ = x.shape`)."""
+
+    index: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class View:
+    """One view forward applies to an output, replayed as written: "view" or "reshape" with sizes (numbers,
+    -1, or Dims), "transpose" with two dims, "permute" with all of them."""
+
+    op: str
+    args: tuple[int | Dim, ...]
+
+
+@dataclass(frozen=True)
+class Projections:
+    """Several matrix products of one input, each returned through free views: Llama's q, k and v
+    (q_proj(x).view(b, s, -1, head_dim).transpose(1, 2), and k's and v's alike).
+
+    Each product is a Matmul over the same `a` with a 2-D `b` (a weight as the task holds it: nothing
+    is concatenated), a bias or none, and no epilogue; `views[i]` are the views forward applies to
+    product i's output (a.shape[:-1] + (N_i,)), in order. The outputs are forward's, in order.
+    """
+
+    products: tuple[Matmul, ...]
+    views: tuple[tuple[View, ...], ...]
+
+    @property
+    def dtype(self) -> str:
+        return self.products[0].dtype
+
+
+@dataclass(frozen=True)
+class Rotary:
+    """Several elementwise outputs of one forward, at least one rotating halves of its rows (rotate_half):
+    rotary position embeddings, q * cos + rotate_half(q) * sin and k's alike.
+
+    Each output is a Pointwise over its own shape (q's and k's head counts differ), whose last dim, the
+    one rotate_half works along, is even; cos and sin are broadcast leaves (unsqueezed over heads). A
+    single such output is a Pointwise whose expression holds rotate_half.
+    """
+
+    outputs: tuple[Pointwise, ...]
+
+    @property
+    def dtype(self) -> str:
+        return self.outputs[0].dtype
+
+
+Pattern = (Pointwise | RowReduce | ColumnReduce | Norm | Matmul | Conv | Scan | CrossEntropy | Attention | KLDivergence
+           | Projections | Rotary)
 
 
 @dataclass(frozen=True)
@@ -311,3 +424,8 @@ def leaves(expr: Expr) -> list[Input | Weight]:
 
     walk(expr)
     return found
+
+
+def calls(expr: Expr) -> set[str]:
+    """The ops an expression calls (whether it holds rotate_half, say)."""
+    return {expr.op, *(op for a in expr.args for op in calls(a))} if isinstance(expr, Call) else set()

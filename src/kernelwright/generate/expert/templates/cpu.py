@@ -206,10 +206,11 @@ class _Kernel:
         body = "\n".join([*lines, f"    return {result};"])
         return f"static inline float {name}({value}{self.params}long i, long c) {{\n{body}\n}}\n"
 
-    def candidate(self, source: str, call: str, out: str, doc: str) -> str:
+    def candidate(self, source: str, call: str, out: str, doc: str, sizes: str = "{x}.numel(), kw_cols") -> str:
         """The candidate file around the C++ `source`: imports, SOURCE, `ModelNew` whose forward calls `call`.
 
-        `out` allocates the output, written over `{x}`: the first full-layout tensor, which sizes the call."""
+        `out` allocates the output, written over `{x}`: the first full-layout tensor, which sizes the call.
+        `sizes`, the call's arguments after the output, likewise (kw_cols is {x}'s last dim)."""
         a = self.analysis
         full = [leaf for leaf in self.leaves if leaf.layout == "full"]
         main = next((leaf for leaf in full if isinstance(leaf, Input)), full[0])  # an input rather than a weight
@@ -223,10 +224,11 @@ class _Kernel:
                 lines.append(f"kw_{self.names[leaf]} = self.{leaf.name}.contiguous()")
                 values[leaf] = f"kw_{self.names[leaf]}"
         x = values[main]
-        lines.append(f"kw_cols = {x}.shape[-1] if {x}.dim() else 1")
+        if "kw_cols" in sizes:
+            lines.append(f"kw_cols = {x}.shape[-1] if {x}.dim() else 1")
         lines.append("kw_out = " + out.format(x=x))
         tensors = "".join(f"{values[leaf]}, " for leaf in self.leaves)
-        lines.append(f"lib.{call}({tensors}kw_out, {x}.numel(), kw_cols)")
+        lines.append(f"lib.{call}({tensors}kw_out, {sizes.format(x=x)})")
         lines.append("return kw_out")
         init = textwrap.dedent(a.init_source).strip()  # the analysis made super() plain
         body = textwrap.indent("\n".join(lines), " " * 8)

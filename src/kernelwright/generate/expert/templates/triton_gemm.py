@@ -185,8 +185,10 @@ def _operands(analysis: Analysis) -> tuple[list[str], str, str]:
     return lines, f"kw_m, kw_n, kw_k, {strides}, kw_b.stride({k_dim}), kw_b.stride({n_dim})", a
 
 
-def _candidate(analysis: Analysis, kernels: str, forward: list[str], doc: str, widen: bool = False) -> str:
-    """The candidate file: imports, kernels, and ModelNew (the task's __init__) whose forward runs `forward`."""
+def _candidate(analysis: Analysis, kernels: str, forward: list[str], doc: str, widen: bool = False,
+               returns: str = "kw_out") -> str:
+    """The candidate file: imports, kernels, and ModelNew (the task's __init__) whose forward runs `forward`
+    and returns `returns`."""
     # The task's imports first (its __init__ may need them), then ours that it lacks.
     own = ["import os"] * widen + ["import torch", "import torch.nn as nn", "import triton",
                                    "import triton.language as tl"]
@@ -196,7 +198,7 @@ def _candidate(analysis: Analysis, kernels: str, forward: list[str], doc: str, w
             'WIDEN_BF16 = os.environ.get("TRITON_INTERPRET", "").lower() in ("1", "true", "on", "yes")\n'
             if widen else "")
     init = textwrap.indent(textwrap.dedent(analysis.init_source).strip(), " " * 4)
-    body = textwrap.indent("\n".join([*forward, "return kw_out"]), " " * 8)
+    body = textwrap.indent("\n".join([*forward, f"return {returns}"]), " " * 8)
     return (f'"""{doc}"""\n' + "\n".join(filter(None, imports)) + f"\n{flag}\n{kernels}\n\n"
             f"class ModelNew(nn.Module):\n{init}\n\n"
             f"    def forward(self, {', '.join(analysis.forward_args)}):\n{body}\n")
