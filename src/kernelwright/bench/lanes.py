@@ -17,6 +17,7 @@ its run as interrupted, and the same command continues them all.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ from kernelwright.store import BenchTaskRecord
 from kernelwright.task import Task
 
 EVENT_WAIT_S = 0.5  # how often the parent looks up from the event queue to check that the lanes live
-INTERRUPT_GRACE_S = 120  # how long interrupted lanes get to record their runs before they are killed
+INTERRUPT_GRACE_S = 60  # how long interrupted lanes get to record their runs before they are killed
 
 
 @dataclass
@@ -88,11 +89,15 @@ def run_lanes(lanes: list[Lane], pending: list[BenchTaskRecord], total: int, pro
         for process in processes:
             if process.is_alive() and process.pid:
                 os.kill(process.pid, signal.SIGINT)
+        # Events are still read while the lanes stop: a process exits only once what it queued is in the pipe.
         deadline = time.monotonic() + INTERRUPT_GRACE_S
+        while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                events.get(timeout=EVENT_WAIT_S)
         for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
+            process.join()
         raise
 
 
@@ -138,7 +143,7 @@ def lane_main(lane: Lane, todo: Any, events: Any) -> None:
     from kernelwright.store import Store
 
     store = Store(lane.db)
-    pool = None
+    pool = generator = None
     try:
         # Built here, not sent: an LLM generator records its calls through this lane's own store connection.
         generator = get_generator(lane.config.generator or DEFAULT_GENERATOR, config=lane.config, store=store)
@@ -155,8 +160,12 @@ def lane_main(lane: Lane, todo: Any, events: Any) -> None:
     except BaseException:  # noqa: BLE001  (reported to the parent, which stops the bench with it)
         events.put(("crashed", lane.number, traceback.format_exc()))
     finally:
+        # Everything that holds processes is closed here: a multiprocessing child's exit waits for its
+        # children first, before the exit hooks of executors (an expert's spare analysis process) stop them.
         if pool is not None:
             pool.close()
+        if (close := getattr(generator, "close", None)) is not None:
+            close()
         store.close()
         events.put(("exit", lane.number))
 

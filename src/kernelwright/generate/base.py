@@ -70,3 +70,5 @@ class Generator(Protocol):
     def propose(self, task: Task, context: Context) -> list[Candidate] | Awaitable[list[Candidate]]:
         """Candidates for `task` as `context` asks; may return fewer than asked, or none."""
         ...
+
+    # A generator that holds processes may also define close(), called when its owner is done with it.

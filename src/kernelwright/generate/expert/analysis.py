@@ -89,6 +89,15 @@ def analyze(task: Task) -> Analysis:
     return result
 
 
+def release() -> None:
+    """Stop the spare process. A multiprocessing child (a bench lane) must call this before it returns: its
+    exit waits for its own children before the executors' exit hooks would stop them."""
+    global _spare
+    if _spare is not None:
+        _spare.shutdown(wait=True, cancel_futures=True)
+        _spare = None
+
+
 def _new_process() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 

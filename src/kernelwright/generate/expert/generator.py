@@ -24,7 +24,7 @@ from typing import Any
 from kernelwright import environment
 from kernelwright.candidate import Candidate
 from kernelwright.generate.base import Context, Parent
-from kernelwright.generate.expert.analysis import analyze
+from kernelwright.generate.expert.analysis import analyze, release
 from kernelwright.generate.expert.patterns import Analysis, Unsupported
 from kernelwright.generate.expert.templates import Template, all_templates, defaults
 from kernelwright.paths import cache_dir
@@ -54,6 +54,10 @@ class ExpertGenerator:
             raise GeneratorError(f"expert backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         # On the GPU when there is one, on the CPU otherwise.
         self.backend = backend or ("triton" if environment.default_device() == "cuda" else "cpu")
+
+    def close(self) -> None:
+        """Release the analysis's spare process (see analysis.release)."""
+        release()
 
     def propose(self, task: Task, context: Context) -> list[Candidate]:
         analysis = analyze(task)
