@@ -388,6 +388,16 @@ def test_analyze_runs_in_a_subprocess_caches_and_reraises_unsupported(tmp_path: 
     refused = load_task(write_task(tmp_path, "torch.tril(x)", name="tril"))
     with pytest.raises(Unsupported, match="^tril is not an op the expert writes .* at tril.py:"):
         analyze(refused)
+    # A second task: the next analysis's process is started ahead, and closing the generator stops it (a bench
+    # lane's exit would otherwise wait on it forever).
+    from kernelwright.generate.expert import analysis
+    from kernelwright.generate.expert.generator import ExpertGenerator
+
+    spare = analysis._spare
+    assert spare is not None
+    processes = list(spare._processes.values())
+    ExpertGenerator("cpu").close()
+    assert analysis._spare is None and processes and not any(p.is_alive() for p in processes)
 
 
 def test_builtin_suite_matches_or_is_refused_never_errors() -> None:
