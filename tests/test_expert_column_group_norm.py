@@ -8,19 +8,27 @@ each backend through the evaluator.
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from interpreted_evaluation import quick_evaluator, small_suite_copy
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import (
-    Analysis, Call, ColumnReduce, Const, Input, Norm, Pattern, Unsupported, Value, Weight,
+    Analysis,
+    Call,
+    ColumnReduce,
+    Const,
+    Input,
+    Norm,
+    Pattern,
+    Unsupported,
+    Value,
+    Weight,
 )
 from kernelwright.generate.expert.templates import all_templates, defaults
 from kernelwright.paths import CACHE_ENV
@@ -336,32 +344,11 @@ def test_the_suite_s_kernels_compile_for_sm90(tmp_path: Path, monkeypatch: pytes
 
 # -- through the evaluator ------------------------------------------------------------------------------
 
-def small_copy(name: str, folder: Path, main: dict[str, int], variant: dict[str, int]) -> Path:
-    """The suite task with a small main shape and one small variant (the interpreter is slow)."""
-    text = (BUILTIN / f"{name}.py").read_text()
-    for key, value in main.items():
-        text = re.sub(rf"^{key} = \d+$", f"{key} = {value}", text, flags=re.M)
-    text = re.sub(r'"shape_variants": \[.*?\],', f'"shape_variants": [{json.dumps(variant)}],', text, flags=re.S)
-    path = folder / f"{name}.py"
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture(scope="module")
-def evaluator(tmp_path_factory):
-    from private_cache import seed_ceilings
-
-    from kernelwright.evaluate.evaluator import Evaluator
-    from kernelwright.evaluate.options import EvalOptions
-
-    root = tmp_path_factory.mktemp("kernelwright-cache")
-    seed_ceilings(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(root))
-        options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",),
-                              timing_budget_s=0.1, min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
-        with Evaluator(options) as ev:
-            yield ev
+def evaluator(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    yield from quick_evaluator(tmp_path_factory)
 
 
 @pytest.mark.parametrize(("name", "main", "variant"), [
@@ -375,7 +362,7 @@ def test_default_candidates_pass_the_evaluator(evaluator, tmp_path: Path, name: 
     from kernelwright.candidate import Candidate
     from kernelwright.evaluate.verdict import Status
 
-    path = small_copy(name, tmp_path, main, variant)
+    path = small_suite_copy(name, tmp_path, main, variant)
     analysis = analysis_of(path)
     template = template_for(analysis, backend)
     source = template.render(analysis, defaults(template, analysis))

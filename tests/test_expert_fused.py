@@ -8,13 +8,12 @@ through the real evaluator.
 
 from __future__ import annotations
 
-import json
-import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from interpreted_evaluation import quick_evaluator, small_suite_copy
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.analysis import analyze_in_process
@@ -237,34 +236,11 @@ def test_kernels_compile_for_sm90_pipelined_and_vectorized(tmp_path: Path, monke
 
 # -- through the evaluator ------------------------------------------------------------------------------
 
-def small_copy(name: str, folder: Path, main: dict[str, int], variant: dict[str, int]) -> Path:
-    """The suite task with a small main shape and one small variant (the interpreter is slow)."""
-    text = (BUILTIN / f"{name}.py").read_text()
-    for key, value in main.items():
-        text = re.sub(rf"^{key} = \d+$", f"{key} = {value}", text, flags=re.M)
-    text = re.sub(r'"shape_variants": \[.*?\],', f'"shape_variants": [{json.dumps(variant)}],', text, flags=re.S)
-    path = folder / f"{name}.py"
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    pytest.importorskip("triton")
-    from private_cache import seed_ceilings
-
-    from kernelwright.evaluate.evaluator import Evaluator
-    from kernelwright.evaluate.options import EvalOptions
-    from kernelwright.paths import CACHE_ENV
-
-    root = tmp_path_factory.mktemp("kernelwright-cache")
-    seed_ceilings(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(root))
-        options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",),
-                              timing_budget_s=0.1, min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
-        with Evaluator(options) as ev:
-            yield ev
+    yield from quick_evaluator(tmp_path_factory)
 
 
 @pytest.mark.parametrize(("name", "main", "variant"), [
@@ -278,7 +254,7 @@ def test_the_default_candidates_pass_the_evaluator(evaluator: Any, tmp_path: Pat
     from kernelwright.candidate import Candidate
     from kernelwright.evaluate.verdict import Status
 
-    path = small_copy(name, tmp_path, main, variant)
+    path = small_suite_copy(name, tmp_path, main, variant)
     analysis = analysis_of(path)
     template = template_for(analysis)
     source = template.render(analysis, defaults(template, analysis))

@@ -25,8 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from interpreted_evaluation import quick_evaluator
 
-from kernelwright.generate.expert.patterns import Analysis, Call, Const, Input, Matmul, Value, Weight
+from kernelwright.generate.expert.patterns import (
+    Analysis,
+    Call,
+    Const,
+    Input,
+    Matmul,
+    Value,
+    Weight,
+)
 from kernelwright.generate.expert.templates import defaults, triton_gemm
 
 X, V = Input(0), Value()
@@ -310,21 +319,7 @@ def test_kernels_compile_for_sm90_and_the_gemm_pipelines_its_loads() -> None:
 
 @pytest.fixture(scope="module")
 def evaluator(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    pytest.importorskip("triton")
-    from private_cache import seed_ceilings
-
-    from kernelwright.evaluate.evaluator import Evaluator
-    from kernelwright.evaluate.options import EvalOptions
-    from kernelwright.paths import CACHE_ENV
-
-    root = tmp_path_factory.mktemp("kernelwright-cache")
-    seed_ceilings(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(root))
-        options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",),
-                              timing_budget_s=0.1, min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
-        with Evaluator(options) as ev:
-            yield ev
+    yield from quick_evaluator(tmp_path_factory)
 
 
 def test_the_default_candidate_passes_the_evaluator(evaluator: Any, tmp_path: Path) -> None:

@@ -13,17 +13,20 @@ from typing import Any
 import expert_cases
 import pytest
 from expert_cases import CASES, PLAIN_INIT, SHAPE, Case, X, call, pointwise, reduce
+from interpreted_evaluation import quick_evaluator
 from interpreted_runs import run_jobs
-from private_cache import seed_ceilings
 
 from kernelwright.candidate import Candidate
 from kernelwright.evaluate.checks import check_candidate
-from kernelwright.evaluate.evaluator import Evaluator
-from kernelwright.evaluate.options import EvalOptions
 from kernelwright.evaluate.verdict import Status
-from kernelwright.generate.expert.patterns import Analysis, Call, Pointwise, Value, Weight
+from kernelwright.generate.expert.patterns import (
+    Analysis,
+    Call,
+    Pointwise,
+    Value,
+    Weight,
+)
 from kernelwright.generate.expert.templates import defaults, triton
-from kernelwright.paths import CACHE_ENV
 from kernelwright.task import load_task
 
 pytest.importorskip("triton")
@@ -126,15 +129,8 @@ EVALUATED = ["softmax", "rms_norm_and_sum"]  # one row reduction, one norm; the 
 
 
 @pytest.fixture(scope="module")
-def evaluator(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kernelwright-cache")
-    seed_ceilings(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(CACHE_ENV, str(root))
-        options = EvalOptions(device="cpu", interpret_triton=True, seeds=2, baselines=("eager",),
-                              timing_budget_s=0.1, min_runs=2, max_runs=3, warmup_runs=1, spare_workers=0)
-        with Evaluator(options) as ev:
-            yield ev
+def evaluator(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    yield from quick_evaluator(tmp_path_factory)
 
 
 @pytest.mark.parametrize("name", EVALUATED)
