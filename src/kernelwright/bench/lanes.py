@@ -127,8 +127,11 @@ def _follow(processes: list[Any], events: Any, rows: dict[int, BenchTaskRecord],
             crash = crash or f"kernelwright-lane-{lane} failed:\n{data[0]}"
         elif kind == "exit":
             running.discard(f"kernelwright-lane-{lane}")
-    for process in processes:
-        process.join()
+    for process in processes:  # its work is recorded: a lane that does not end (a child it waits on) is killed
+        process.join(INTERRUPT_GRACE_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
     if crash:
         raise RuntimeError(crash)
 
