@@ -19,6 +19,8 @@ from kernelwright.generate.expert.patterns import ColumnReduce
 from kernelwright.generate.expert.patterns import Attention
 from kernelwright.generate.expert.patterns import KLDivergence
 from kernelwright.generate.expert.patterns import Dim, Projections, Rotary, View
+from kernelwright.generate.expert.patterns import Chain
+from kernelwright.generate.expert.patterns import PatchEmbed
 from kernelwright.task import load_task, load_tasks
 
 ROOT = Path(__file__).parent.parent
@@ -238,7 +240,7 @@ def test_a_residual_is_a_full_input_of_the_epilogue(tmp_path: Path) -> None:
     ("torch.matmul(x, self.w.expand(3, 32, 16))", "torch.randn(3, 8, 32)", "computed by expand"),
     ("torch.matmul(x, y)", "torch.randn(2, 8, 32), torch.randn(1, 32, 16)", "matmul broadcasts batch dims"),
     ("torch.relu(x) @ self.w", "torch.randn(8, 32)", "matmul of a tensor computed by relu"),
-    ("F.layer_norm(x @ self.w, (16,))", "torch.randn(8, 32)", "layer_norm with a matrix product"),
+    ("(x @ self.w).sum(-1)", "torch.randn(8, 32)", "sum with a matrix product"),
     ("torch.addmm(self.b, x, self.w, beta=0.5)", "torch.randn(8, 32)", "addmm with beta or alpha"),
     ("(x @ self.w).view(-1)", "torch.randn(8, 32)", "view is not an op the expert writes"),
 ])
@@ -247,6 +249,21 @@ def test_products_the_expert_does_not_write_are_refused_saying_why(tmp_path: Pat
     args = "x, y" if "(x, y)" in forward else "x"
     with pytest.raises(Unsupported, match=why):
         pattern_of(tmp_path, forward, init=MM_INIT, args=args, inputs=f"[{inputs}]")
+
+
+def test_products_in_sequence_are_a_chain_of_kernels_each_reading_the_one_before(tmp_path: Path) -> None:
+    w, v = Weight("w", "full"), Weight("v", "full")
+    assert pattern_of(tmp_path, "torch.relu(x @ self.w) @ self.v", init=MM_INIT) == Chain((
+        Matmul(X, w, False, False, (8, 16), 32, "float32", epilogue=Call("relu", (Value(),))),
+        Matmul(Input(1), v, False, False, (8, 32), 16, "float32")))
+    assert pattern_of(tmp_path, "x @ x.T @ x") == Chain((
+        Matmul(X, Input(0, "full"), True, False, (8, 8), 32, "float32"),
+        Matmul(Input(1), Input(0, "full"), False, False, (8, 32), 8, "float32")))
+    # A norm after a product, or before one.
+    assert pattern_of(tmp_path, "F.layer_norm(x @ self.w, (16,))", init=MM_INIT) == Chain((
+        Matmul(X, w, False, False, (8, 16), 32, "float32"), Norm("layer", Input(1), (8, 16), "float32", 1e-5)))
+    first, _ = pattern_of(tmp_path, "self.ln(x) @ self.w", init=MM_INIT + "; self.ln = nn.LayerNorm(c)").stages
+    assert (first.kind, first.prologue, first.weight) == ("layer", X, Weight("ln.weight"))
 
 
 def test_precision_is_the_lowest_the_task_s_tolerance_admits(tmp_path: Path) -> None:
@@ -276,9 +293,24 @@ def test_builtin_matrix_products_match_and_the_fused_blocks_are_refused_naming_w
     assert found["matmul_square_fp32"] == Matmul(X, Input(1, "full"), False, False, (4096, 4096), 4096, "float32")
     assert found["matmul_square_bf16"].dtype == "bfloat16"
     assert (found["matmul_matvec_lm_head"].m, found["matmul_tall_skinny_lora"].n) == (1, 16)
-    assert found["fused_llama3_swiglu_mlp"].startswith("a second matrix product, linear (up_proj)")
-    assert found["fused_gpt2xl_mlp"].startswith("a second matrix product, linear (c_proj)")
-    assert found["fused_bert_output_block"].startswith("layer_norm (LayerNorm) with a matrix product")
+    # The fused blocks are chains of kernels: Input(1), Input(2) past the forward's one argument are the
+    # earlier stages' outputs.
+    def linear(name: str, a: Input, shape: tuple[int, ...], k: int, epilogue: Call | None = None,
+               bias: bool = False) -> Matmul:
+        return Matmul(a, Weight(f"{name}.weight", "full"), True, False, shape, k, "bfloat16",
+                      Weight(f"{name}.bias") if bias else None, epilogue)
+
+    assert found["fused_llama3_swiglu_mlp"] == Chain((
+        linear("gate_proj", X, (1, 2048, 14336), 4096, Call("silu", (Value(),))),
+        linear("up_proj", X, (1, 2048, 14336), 4096, Call("mul", (Input(1), Value()))),
+        linear("down_proj", Input(2), (1, 2048, 4096), 14336)))
+    assert found["fused_gpt2xl_mlp"] == Chain((
+        linear("c_fc", X, (16, 1024, 6400), 1600, Call("gelu_tanh", (Value(),)), bias=True),
+        linear("c_proj", Input(1), (16, 1024, 1600), 6400, bias=True)))
+    assert found["fused_bert_output_block"] == Chain((
+        Matmul(X, Weight("dense.weight", "full"), True, False, (32, 512, 768), 3072, "float32", Weight("dense.bias"),
+               Call("add", (Value(), Input(1)))),
+        Norm("layer", Input(2), (32, 512, 768), "float32", 1e-12, Weight("LayerNorm.weight"), Weight("LayerNorm.bias"))))
     heads = (View("view", (Dim(0, 0), Dim(0, 1), -1, 128)), View("transpose", (1, 2)))  # the task's b, s = x.shape
     assert found["fused_llama3_qkv_heads"] == Projections(tuple(
         Matmul(X, Weight(f"{p}_proj.weight", "full"), True, False, (4, 2048, n), 4096, "bfloat16")
@@ -348,7 +380,7 @@ def test_several_outputs_the_expert_does_not_write_are_refused_saying_why(tmp_pa
 # -- refusals, dtype, init, the subprocess ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("forward", "init", "op"), [
-    ("x @ x.T @ x", "", "a second matrix product, matmul"),
+    ("(x @ x.T) @ (x * 2.0)", "", "a second matrix product, matmul"),  # an operand computed beside the chain
     ("self.conv(x)", "self.conv = nn.Conv1d(8, 8, 3)", r"Conv1d \(conv\)"),
     ("(x, x + 1)", "", "returns 2 outputs"),
 ])
@@ -426,4 +458,6 @@ def test_builtin_suite_matches_or_is_refused_never_errors() -> None:
     expected |= {"loss_kl_distill": KLDivergence}
     expected |= {"fused_llama3_qkv_heads": Projections, "fused_llama3_rope": Rotary}
     expected |= {"reduce_sum_tokens": ColumnReduce, "norm_groupnorm": Norm}
+    expected |= {"fused_gpt2xl_mlp": Chain, "fused_llama3_swiglu_mlp": Chain, "fused_bert_output_block": Chain}
+    expected |= {"fused_vit_b16_patch_embed": PatchEmbed}
     assert {name: type(p) for name, p in matched.items()} == expected

@@ -15,6 +15,7 @@ attention (sdpa, or softmax(q @ k^T) @ v written out) -> Attention (analysis_att
 F.kl_div / nn.KLDivLoss of log_softmax and softmax -> KLDivergence (analysis_kl.py).
 Several outputs: products of one input, each viewed -> Projections; elementwise
 ones with rotate_half (cat(-x[..., h:], x[..., :h], -1)) -> Rotary (analysis_fused.py).
+Several matrix products (and norms) in sequence, an MLP block -> Chain of such patterns (analysis_chain.py).
 Elementwise ops before the reduction or norm form its prologue, those after it
 (or after the matrix product) its epilogue. Dtype casts (.to, .float) are
 skipped: templates compute in fp32.
@@ -123,7 +124,7 @@ def analyze_in_process(path: str, meta: dict[str, Any]) -> Analysis:
     pattern = graph.pattern(dtype)
     # PyTorch runs fp32 convolutions on TF32 tensor cores by default (cudnn.allow_tf32), and the evaluator
     # admits the reference's own arithmetic: so may the candidate.
-    reference_units = {"tf32"} if type(pattern).__name__ == "Conv" else set()
+    reference_units = {"tf32"} if type(pattern).__name__ in ("Conv", "PatchEmbed") else set()
     return Analysis(
         pattern=pattern,
         forward_args=tuple(inspect.signature(module.Model.forward).parameters)[1:],
@@ -382,12 +383,22 @@ class _Graph:
             return attention
         specials = [n for n in self.gm.graph.nodes if n in live and self.special(n)]
         matmuls = [n for n in self.gm.graph.nodes if n in live and self.name(n) in _MATMULS]
+        if len(matmuls) > 1 or matmuls and specials:  # several kernels in sequence: an MLP, a product and a norm
+            from kernelwright.generate.expert.analysis_chain import match_chain  # it imports this module
+
+            if (chain := match_chain(self, live, out, dtype)) is not None:
+                return chain
         if len(matmuls) > 1:
             raise self.refuse(matmuls[1], f"a second matrix product, {self.what(matmuls[1])}; the expert writes "
                                           "one matrix product per kernel")
         if matmuls and specials:
             raise self.refuse(specials[0], f"{self.what(specials[0])} with a matrix product; the expert fuses "
                                            "elementwise ops into a matrix product, not reductions or norms")
+        # ViT's patch embedding before the convolution rule: its conv2d, views and torch.cat are one pattern.
+        from kernelwright.generate.expert.analysis_patch import match_patch_embed  # it imports this module
+
+        if (patch := match_patch_embed(self, live, out, dtype)) is not None:
+            return patch
         if (conv := _conv(self, live, out, dtype)) is not None:
             return conv
         if matmuls:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,8 @@ def _mutate(space: dict[str, tuple], params: dict[str, Any], technique: str | No
             rng: random.Random) -> dict[str, Any]:
     """One parameter changed to another allowed value (one the technique names, when it names any)."""
     movable = [k for k, v in space.items() if len(v) > 1]
-    preferred = [k for k in movable if k in TECHNIQUE_PARAMS.get(technique or "", ())]
+    # A chain's parameters carry their stage (s1_BLOCK_M): the technique names them without it.
+    preferred = [k for k in movable if re.sub(r"^s\d+_", "", k) in TECHNIQUE_PARAMS.get(technique or "", ())]
     if not movable:
         return dict(params)
     key = rng.choice(preferred or movable)
@@ -133,9 +135,11 @@ def _render(template: Template, analysis: Analysis, params: dict[str, Any]) -> C
 def _precision(analysis: Analysis, params: dict[str, Any]) -> str:
     """What arithmetic the candidate does, as its metadata records it: fp32 unless the template says."""
     dtype = analysis.pattern.dtype
-    if "precision" in params:
-        arithmetic = ARITHMETIC[params["precision"]]
-    elif (type(analysis.pattern).__name__ in ("Matmul", "Projections", "Attention")
+    # A chain's stages each have theirs (s1_precision, ...).
+    chosen = [v for k, v in params.items() if k == "precision" or re.fullmatch(r"s\d+_precision", k)]
+    if chosen:
+        arithmetic = " and ".join(dict.fromkeys(ARITHMETIC[v] for v in chosen))
+    elif (type(analysis.pattern).__name__ in ("Matmul", "Projections", "Attention", "Chain")
           and dtype in ("bfloat16", "float16")):
         arithmetic = f"{dtype} tensor cores"  # products of the task's own dtype, accumulated in fp32
     else:

@@ -236,6 +236,41 @@ class Conv:
 
 
 @dataclass(frozen=True)
+class PatchEmbed:
+    """ViT's patch embedding: cat((cls_token.expand(N, -1, -1), conv2d(x, weight, bias, stride=kernel)
+    .flatten(2).transpose(1, 2)), dim=1) + pos_embed.
+
+    The convolution's stride equals its kernel (`patch`), with no padding, dilation 1 and one group: the
+    patches do not overlap, so it is a GEMM of the gathered patches [N * P, C * ph * pw] by the weight
+    [D, C * ph * pw] read transposed. The output [N, 1 + P, D] (`shape`) holds each image's class token
+    row first (`cls_token`, D elements), then its P patch rows; `pos_embed` ((1 + P) * D elements, [1, 1 + P,
+    D] or [1 + P, D]) is added to every image's rows.
+    """
+
+    x: Input
+    weight: Weight  # [D, C, ph, pw]
+    bias: Weight | None  # [D]
+    cls_token: Weight
+    pos_embed: Weight
+    patch: tuple[int, int]  # (ph, pw): the kernel and the stride
+    shape: tuple[int, int, int]  # the output's [N, 1 + P, D]
+    in_shape: tuple[int, int, int, int]  # x's [N, C, H, W]
+    dtype: str
+
+    @property
+    def m(self) -> int:
+        return self.shape[0] * (self.shape[1] - 1)
+
+    @property
+    def n(self) -> int:
+        return self.shape[2]
+
+    @property
+    def k(self) -> int:
+        return self.in_shape[1] * self.patch[0] * self.patch[1]
+
+
+@dataclass(frozen=True)
 class Scan:
     """A cumulative sum or product along the last dim: out[..., i] = epilogue(prologue[..., 0] (+ or *) ...
     (+ or *) prologue[..., i]).
@@ -388,8 +423,26 @@ class Rotary:
         return self.outputs[0].dtype
 
 
+@dataclass(frozen=True)
+class Chain:
+    """Several kernels in sequence: an MLP's matrix products (c_proj(gelu(c_fc(x)))), a product then a norm.
+
+    Each stage is a single-kernel pattern (a Matmul with its bias and epilogue, or a Norm) that writes one
+    intermediate tensor, the last stage the output. A stage's Input(i) with i past the forward's arguments
+    reads an earlier stage's output: Input(len(forward_args) + j) is stage j's (so Llama's SwiGLU is the gate
+    product with silu, the up product times that, then the down product of the result). Intermediates are
+    stored in the task's dtype, as the reference stores each op's output.
+    """
+
+    stages: tuple[Matmul | Norm, ...]
+
+    @property
+    def dtype(self) -> str:
+        return self.stages[-1].dtype
+
+
 Pattern = (Pointwise | RowReduce | ColumnReduce | Norm | Matmul | Conv | Scan | CrossEntropy | Attention | KLDivergence
-           | Projections | Rotary)
+           | Projections | Rotary | PatchEmbed | Chain)
 
 
 @dataclass(frozen=True)

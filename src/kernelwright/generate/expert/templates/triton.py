@@ -133,6 +133,16 @@ class _Kernel:
         `kw_x` (the main tensor), `kw_cols` (the product of the last `dims` dims), `kw_rows`, `{tensors}`
         (every leaf, in kernel order) and `{broadcast}` (sizes and strides for _BROADCAST, if any)."""
         a = self.analysis
+        init = textwrap.dedent(a.init_source).strip()  # the analysis made super() plain
+        body = textwrap.indent("\n".join(self.forward_lines(launch, dims)), " " * 8)
+        return (f'"""{doc}"""\n{a.imports.strip()}\nimport math\n\nimport torch\nimport torch.nn as nn\nimport triton\n'
+                f"import triton.language as tl\n\n\n{kernels}\n\nclass ModelNew(nn.Module):\n"
+                f"{textwrap.indent(init, ' ' * 4)}\n\n"
+                f"    def forward(self, {', '.join(a.forward_args)}):\n{body}\n")
+
+    def forward_lines(self, launch: list[str], dims: int = 1) -> list[str]:
+        """The forward's lines: the tensors bound, then `launch` (see `candidate`)."""
+        a = self.analysis
         lines, values = [], {}
         for leaf in self.leaves:
             base = f"{a.forward_args[leaf.index]}" if isinstance(leaf, Input) else f"self.{leaf.name}"
@@ -159,13 +169,7 @@ class _Kernel:
             broadcast = "kw_sizes[1], kw_sizes[2], kw_sizes[3], " + "".join(
                 f"*((0,) * kw_pad + {values[leaf]}.stride()), " for leaf in self.broadcasts())
         tensors = "".join(f"{values[leaf]}, " for leaf in self.leaves)
-        lines += [line.replace("{tensors}", tensors).replace("{broadcast}", broadcast) for line in launch]
-        init = textwrap.dedent(a.init_source).strip()  # the analysis made super() plain
-        body = textwrap.indent("\n".join(lines), " " * 8)
-        return (f'"""{doc}"""\n{a.imports.strip()}\nimport math\n\nimport torch\nimport torch.nn as nn\nimport triton\n'
-                f"import triton.language as tl\n\n\n{kernels}\n\nclass ModelNew(nn.Module):\n"
-                f"{textwrap.indent(init, ' ' * 4)}\n\n"
-                f"    def forward(self, {', '.join(a.forward_args)}):\n{body}\n")
+        return lines + [line.replace("{tensors}", tensors).replace("{broadcast}", broadcast) for line in launch]
 
 
 def _valid(analysis: Analysis, main: Expr, others: list[Expr | None], broadcast_ok: bool = False) -> bool:
@@ -490,19 +494,34 @@ class NormTemplate:
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
-        assert isinstance(p, Norm)
-        # The affine step is the start of the epilogue: value * weight + bias, then the task's own epilogue.
-        affine: Expr = Value()
-        if p.weight is not None:
-            affine = Call("mul", (affine, p.weight))
-        if p.bias is not None:
-            affine = Call("add", (affine, p.bias))
-        epilogue = _substitute(p.epilogue, affine)
-        kernel = _Kernel(analysis, [p.prologue, epilogue])
-        source = _row_kernel(kernel, _norm_body(p.kind, params["strategy"]), p.prologue, epilogue, p.eps,
-                             save_prologue="prologue" in p.outputs)
-        return kernel.candidate(source, _row_launch(params, "torch.empty_like(kw_x)", p.outputs), _doc(
+        kernel, source, launch = _norm(analysis, params)
+        return kernel.candidate(source, launch, _doc(
             self.name, f"{p.kind} norm over the last {p.dims} dim(s), eps={p.eps}", _row_params(params)), p.dims)
+
+
+def _norm(analysis: Analysis, params: dict[str, Any]) -> tuple[_Kernel, str, list[str]]:
+    """triton.norm's kernel helper, kernels' source and launch lines."""
+    p = analysis.pattern
+    assert isinstance(p, Norm)
+    # The affine step is the start of the epilogue: value * weight + bias, then the task's own epilogue.
+    affine: Expr = Value()
+    if p.weight is not None:
+        affine = Call("mul", (affine, p.weight))
+    if p.bias is not None:
+        affine = Call("add", (affine, p.bias))
+    epilogue = _substitute(p.epilogue, affine)
+    kernel = _Kernel(analysis, [p.prologue, epilogue])
+    source = _row_kernel(kernel, _norm_body(p.kind, params["strategy"]), p.prologue, epilogue, p.eps,
+                         save_prologue="prologue" in p.outputs)
+    return kernel, source, _row_launch(params, "torch.empty_like(kw_x)", p.outputs)
+
+
+def norm_parts(analysis: Analysis, params: dict[str, Any]) -> tuple[str, list[str]]:
+    """triton.norm's pieces for a Norm with one output: (the kernels' source, the forward's lines from the
+    tensors to `kw_out`; they need `import math`). triton.chain renders its norms with it."""
+    kernel, source, launch = _norm(analysis, params)
+    assert launch[-1] == "return kw_out"
+    return source, kernel.forward_lines(launch[:-1], analysis.pattern.dims)
 
 
 TEMPLATES = [PointwiseTemplate(), RowReduceTemplate(), NormTemplate()]

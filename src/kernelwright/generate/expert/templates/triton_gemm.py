@@ -325,32 +325,39 @@ class GemmTemplate:
         return space
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
-        p = analysis.pattern
-        assert isinstance(p, Matmul)
-        t = _Tensors(analysis)
-        precision = params.get("precision")
-        operands = _DOT_TYPES.get(p.dtype) or _DOT_TYPES.get(precision)
-        widen = operands == "tl.bfloat16"
-        split = params.get("SPLIT_K", 1)
-        constexprs = (", SPLIT_K: tl.constexpr" if split > 1 else "") + (", WIDEN: tl.constexpr" if widen else "")
-        kernel = _GEMM.substitute(
-            params="" if split > 1 else t.params, constexprs=constexprs, k_range=_SPLIT_K if split > 1 else _WHOLE_K,
-            dot=_dot(operands, precision, widen),
-            store=_STORE_PART if split > 1 else _STORE_OUT + t.finish("offs_n[None, :]", "mask_n[None, :]"))
-        setup, sizes, a = _operands(analysis)
-        tiles = f"triton.cdiv(kw_m, {params['BLOCK_M']}) * triton.cdiv(kw_n, {params['BLOCK_N']})"
-        constants = _kwargs(params, ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")) + (
-            f", SPLIT_K={split}" if split > 1 else "") + (", WIDEN=WIDEN_BF16" if widen else "")
-        launch_options = f"{constants}, {_kwargs(params, ('num_warps', 'num_stages'))})"
-        if split > 1:
-            kernel += _SPLIT_SUM.substitute(params=t.params, store=t.finish("offs % N", "mask"))
-            launch = [f"kw_part = torch.empty(({split}, kw_z * kw_m * kw_n), dtype=torch.float32, device={a}.device)",
-                      f"kw_gemm[({tiles}, kw_z, {split})](kw_a, kw_b, kw_part, {sizes}, {launch_options}",
-                      (f"kw_gemm_split_sum[(triton.cdiv(kw_part.shape[1], {_SUM_BLOCK}),)](kw_part, kw_out, "
-                       f"{t.args}kw_part.shape[1], kw_n, SPLIT_K={split}, BLOCK={_SUM_BLOCK}, num_warps=4)")]
-        else:
-            launch = [f"kw_gemm[({tiles}, kw_z)](kw_a, kw_b, kw_out, {t.args}{sizes}, {launch_options}"]
-        return _candidate(analysis, kernel, setup + t.lines + launch, _doc(self.name, p, params), widen)
+        kernel, forward, widen = gemm_parts(analysis, params)
+        return _candidate(analysis, kernel, forward, _doc(self.name, analysis.pattern, params), widen)
+
+
+def gemm_parts(analysis: Analysis, params: dict[str, Any]) -> tuple[str, list[str], bool]:
+    """triton.gemm's pieces for a Matmul: (the kernels' source, the forward's lines from the operands to
+    `kw_out`, whether the module needs WIDEN_BF16). triton.chain renders each of its products with it."""
+    p = analysis.pattern
+    assert isinstance(p, Matmul)
+    t = _Tensors(analysis)
+    precision = params.get("precision")
+    operands = _DOT_TYPES.get(p.dtype) or _DOT_TYPES.get(precision)
+    widen = operands == "tl.bfloat16"
+    split = params.get("SPLIT_K", 1)
+    constexprs = (", SPLIT_K: tl.constexpr" if split > 1 else "") + (", WIDEN: tl.constexpr" if widen else "")
+    kernel = _GEMM.substitute(
+        params="" if split > 1 else t.params, constexprs=constexprs, k_range=_SPLIT_K if split > 1 else _WHOLE_K,
+        dot=_dot(operands, precision, widen),
+        store=_STORE_PART if split > 1 else _STORE_OUT + t.finish("offs_n[None, :]", "mask_n[None, :]"))
+    setup, sizes, a = _operands(analysis)
+    tiles = f"triton.cdiv(kw_m, {params['BLOCK_M']}) * triton.cdiv(kw_n, {params['BLOCK_N']})"
+    constants = _kwargs(params, ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M")) + (
+        f", SPLIT_K={split}" if split > 1 else "") + (", WIDEN=WIDEN_BF16" if widen else "")
+    launch_options = f"{constants}, {_kwargs(params, ('num_warps', 'num_stages'))})"
+    if split > 1:
+        kernel += _SPLIT_SUM.substitute(params=t.params, store=t.finish("offs % N", "mask"))
+        launch = [f"kw_part = torch.empty(({split}, kw_z * kw_m * kw_n), dtype=torch.float32, device={a}.device)",
+                  f"kw_gemm[({tiles}, kw_z, {split})](kw_a, kw_b, kw_part, {sizes}, {launch_options}",
+                  (f"kw_gemm_split_sum[(triton.cdiv(kw_part.shape[1], {_SUM_BLOCK}),)](kw_part, kw_out, "
+                   f"{t.args}kw_part.shape[1], kw_n, SPLIT_K={split}, BLOCK={_SUM_BLOCK}, num_warps=4)")]
+    else:
+        launch = [f"kw_gemm[({tiles}, kw_z)](kw_a, kw_b, kw_out, {t.args}{sizes}, {launch_options}"]
+    return kernel, setup + t.lines + launch, widen
 
 
 # -- the thin GEMV ----------------------------------------------------------------------------------
