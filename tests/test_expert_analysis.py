@@ -389,6 +389,15 @@ def test_other_ops_are_refused_naming_the_op(tmp_path: Path, forward: str, init:
         pattern_of(tmp_path, forward, init=init)
 
 
+def test_a_tensor_computed_from_buffers_alone_is_refused_not_taken_for_a_weight(tmp_path: Path) -> None:
+    # torch.fx folds `self.temp ** 2` into a constant of its own, which the candidate's module would lack.
+    refusal = r"computes a tensor from its parameters or buffers alone; .* at task.py:\d+ `return x \* self.temp \*\* 2`"
+    with pytest.raises(Unsupported, match=refusal):
+        pattern_of(tmp_path, "x * self.temp ** 2", init='self.register_buffer("temp", torch.tensor(2.0))')
+    assert pattern_of(tmp_path, "x * self.temp * self.temp",
+                      init='self.register_buffer("temp", torch.tensor(2.0))').expr.op == "mul"
+
+
 def test_a_bf16_task_reduces_in_fp32(tmp_path: Path) -> None:
     analysis = analysis_of(write_task(tmp_path, "torch.sigmoid(x)", meta='KERNELWRIGHT = {"dtype": "bfloat16"}'))
     assert analysis.pattern.dtype == "bfloat16" and analysis.outputs_fp32

@@ -277,6 +277,13 @@ def _module_call(m: nn.Module, name: str) -> tuple[str, list[Any]]:
     return next((make() for kind, make in table if isinstance(m, kind)), (f"{type(m).__name__} ({name})", []))
 
 
+def _refuse(node: Node | None, why: str) -> Unsupported:
+    """Unsupported naming the task line the node comes from, where torch.fx recorded it."""
+    trace = (node.meta.get("stack_trace") or "") if node is not None else ""
+    found = re.match(r'\s*File "([^"]+)", line (\d+), in \w+\n\s*(.*)', trace)
+    return Unsupported(why + (f" at {Path(found[1]).name}:{found[2]} `{found[3].strip()}`" if found else ""))
+
+
 def _arg(args: list[Any], kwargs: dict[str, Any], i: int, key: str, default: Any = None) -> Any:
     return args[i] if len(args) > i else kwargs.get(key, default)
 
@@ -311,10 +318,18 @@ class _Graph:
         return tuple(node.meta["tensor_meta"].shape)
 
     def refuse(self, node: Node | None, why: str) -> Unsupported:
-        """Unsupported naming the task line the node comes from, where torch.fx recorded it."""
-        trace = (node.meta.get("stack_trace") or "") if node is not None else ""
-        found = re.match(r'\s*File "([^"]+)", line (\d+), in \w+\n\s*(.*)', trace)
-        return Unsupported(why + (f" at {Path(found[1]).name}:{found[2]} `{found[3].strip()}`" if found else ""))
+        return _refuse(node, why)
+
+    def weight(self, node: Node) -> str:
+        """The name of the parameter or buffer a get_attr node reads (a candidate's module has the same)."""
+        if node.target not in self.tensors:
+            raise self.refuse(node, f"tensor attribute {node.target} is not a parameter or buffer")
+        # torch.fx runs what depends on no input while it traces (self.temp ** 2 of a buffer) and keeps the
+        # result as a constant of its own, which the candidate's module would not have.
+        if node.target.startswith("_tensor_constant"):
+            raise self.refuse(node, "Model.forward computes a tensor from its parameters or buffers alone; the "
+                                    "expert reads them as they are (compute it in __init__, or from the inputs)")
+        return node.target
 
     def outputs(self) -> list[Node]:
         (out,) = [n.args[0] for n in self.gm.graph.nodes if n.op == "output"]
@@ -434,9 +449,7 @@ class _Exprs:
                 raise Unsupported(f"forward argument {arg.target} is not a floating tensor; the expert reads floats")
             return Input(self.g.inputs.index(arg), self.layout(self.g.shape(arg), arg.target, user))
         if arg.op == "get_attr":
-            if arg.target not in self.g.tensors:
-                raise self.g.refuse(arg, f"tensor attribute {arg.target} is not a parameter or buffer")
-            return Weight(arg.target, self.layout(self.g.shape(arg), arg.target, user))
+            return Weight(self.g.weight(arg), self.layout(self.g.shape(arg), arg.target, user))
         if self.g.name(arg) == "unsqueeze":
             return self.unsqueezed(arg, user)
         return self.call(arg)
@@ -636,7 +649,7 @@ def _group_norm(g: _Graph, node: Node, out: Node, dtype: str) -> Norm:
 def _channel_vector(g: _Graph, arg: Any, node: Node, rank: int) -> Weight | None:
     """A group norm's weight or bias: a [C] parameter, unsqueezed to [C, 1, ...] as batch norm's are."""
     if isinstance(arg, Node) and arg.op == "get_attr" and arg.target in g.tensors:
-        arg = Weight(arg.target)
+        arg = Weight(g.weight(arg))
     if arg is not None and not (isinstance(arg, Weight) and g.tensors[arg.name].dim() == 1):
         raise g.refuse(node, "group norm with a weight or bias that is not a parameter of one value per channel")
     return None if arg is None else Weight(arg.name, "broadcast", tuple(range(1, rank - 1)))
@@ -700,9 +713,7 @@ def _operand(g: _Graph, arg: Any, user: Node) -> tuple[Input | Weight, tuple[int
                 raise Unsupported(f"forward argument {arg.target} is not a floating tensor; the expert reads floats")
             return Input(g.inputs.index(arg), "full"), g.shape(arg), transposed
         if arg.op == "get_attr":
-            if arg.target not in g.tensors:
-                raise g.refuse(arg, f"tensor attribute {arg.target} is not a parameter or buffer")
-            return Weight(arg.target, "full"), g.shape(arg), transposed
+            return Weight(g.weight(arg), "full"), g.shape(arg), transposed
         name, args, kwargs = g.call(arg)
         if name in _IDENTITY:
             arg = args[0]
@@ -796,7 +807,7 @@ def _conv_tensor(g: _Graph, arg: Any, user: Node) -> Input | Weight | None:
             raise Unsupported(f"forward argument {arg.target} is not a floating tensor; the expert reads floats")
         return Input(g.inputs.index(arg))
     if isinstance(arg, Node) and arg.op == "get_attr" and arg.target in g.tensors:
-        return Weight(arg.target, "full")
+        return Weight(g.weight(arg), "full")
     raise g.refuse(user, f"conv2d of a tensor computed by {g.name(arg)}; the expert reads the convolution's "
                          "operands as forward inputs and parameters")
 
