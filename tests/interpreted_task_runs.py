@@ -30,6 +30,15 @@ def run_task_jobs(jobs: list[dict[str, Any]]) -> list[str | None]:
     return json.loads(done.stdout.decode().splitlines()[-1])
 
 
+def run_task_job_groups(groups: dict[str, list[dict[str, Any]]]) -> dict[str, list[str | None]]:
+    """Every group's jobs in one interpreter process (its imports cost seconds), the outcomes split back by group."""
+    flat = run_task_jobs([job for jobs in groups.values() for job in jobs])
+    found, at = {}, 0
+    for name, jobs in groups.items():
+        found[name], at = flat[at:at + len(jobs)], at + len(jobs)
+    return found
+
+
 def run_job(job: dict[str, Any], templates: dict[str, Any]) -> None:
     """One job: the reference and the rendered candidate on the same inputs, in the job's dtype (model and
     floating inputs cast to it, as the evaluator casts a task's); integer inputs (targets) kept."""

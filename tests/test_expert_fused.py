@@ -135,16 +135,11 @@ def jobs(folder: Path) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str | None]]:
-    """Every task's jobs in one interpreter process (its imports cost seconds)."""
-    from interpreted_task_runs import run_task_jobs
+    """Every task's jobs in one interpreter process."""
+    from interpreted_task_runs import run_task_job_groups
 
     pytest.importorskip("triton")
-    by_task = jobs(tmp_path_factory.mktemp("fused-tasks"))
-    flat = run_task_jobs([job for its in by_task.values() for job in its])
-    found, at = {}, 0
-    for name, its in by_task.items():
-        found[name], at = flat[at:at + len(its)], at + len(its)
-    return found
+    return run_task_job_groups(jobs(tmp_path_factory.mktemp("fused-tasks")))
 
 
 @pytest.mark.parametrize("name", list(SHAPES))

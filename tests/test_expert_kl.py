@@ -200,16 +200,11 @@ def jobs(folder: Path, backend: str = "triton") -> dict[str, list[dict[str, Any]
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory) -> dict[str, list[str | None]]:
-    """Every task's jobs in one interpreter process (its imports cost seconds)."""
-    from interpreted_task_runs import run_task_jobs
+    """Every task's jobs in one interpreter process."""
+    from interpreted_task_runs import run_task_job_groups
 
     pytest.importorskip("triton")
-    by_task = jobs(tmp_path_factory.mktemp("kl-tasks"))
-    flat = run_task_jobs([job for name in by_task for job in by_task[name]])
-    found, at = {}, 0
-    for name, its in by_task.items():
-        found[name], at = flat[at:at + len(its)], at + len(its)
-    return found
+    return run_task_job_groups(jobs(tmp_path_factory.mktemp("kl-tasks")))
 
 
 @pytest.mark.parametrize("name", ["loss_kl_distill", "module_log_target_sum", "mean_3d", "buffer_temperature"])
