@@ -4,7 +4,8 @@ As interpreted_runs.py, in a fresh process with TRITON_INTERPRET=1 set before an
 Triton; but each job names a task file (its Model, get_inputs and shape globals, as the suite holds
 it) and carries the Analysis to render from, so that suite tasks run as they are, at small shapes.
 Reads a pickled list of jobs on stdin, each {"task": path, "analysis": Analysis, "template": name,
-"params": {...}, "globals": {name: value}, "dtype": str}, and prints a JSON list: null for a job
+"params": {...}, "globals": {name: value}, "dtype": str} (and "exact": True to ask for the
+reference's every bit, where no sum's order can differ), and prints a JSON list: null for a job
 that matched its reference, else the failure's text.
 """
 
@@ -69,7 +70,7 @@ def run_job(job: dict[str, Any], templates: dict[str, Any]) -> None:
     expected, got = ([o] if isinstance(o, torch.Tensor) else list(o) for o in (expected, got))
     assert len(got) == len(expected), (where, len(got), len(expected))
     # The evaluator's tolerances per precision (correctness.py); bf16's covers one rounding of the output.
-    tolerance = {"float32": 1e-4, "bfloat16": 2e-2, "float16": 1e-2}[job["dtype"]]
+    tolerance = 0.0 if job.get("exact") else {"float32": 1e-4, "bfloat16": 2e-2, "float16": 1e-2}[job["dtype"]]
     for mine, theirs in zip(got, expected):
         assert mine.shape == theirs.shape and mine.dtype == theirs.dtype, (where, mine.shape, theirs.shape)
         scale = float(theirs.float().square().mean().sqrt()) or 1.0

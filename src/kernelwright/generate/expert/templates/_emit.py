@@ -4,7 +4,8 @@ A backend hands over a table (op -> format string over `{0}`, `{1}`, `{2}`: the
 arguments' temporaries, so an argument may appear several times at no cost) and
 how to write numbers, tensor leaves and `Value()`. A `special` hook may write an
 op itself (e.g. `pow` by a constant exponent as multiplications) and returns
-None to fall back to the table.
+None to fall back to the table. `rounded` wraps each op's result (not leaves or numbers): a
+16-bit kernel rounds every op to the task's dtype, as the reference stores each op's output.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Emitter:
     value: str = "value"  # what Value() reads
     assign: str = "{name} = {code}"  # a statement binding a temporary
     special: Callable[[Call, list[str]], str | None] | None = None
+    rounded: str = "{code}"  # an op's result as stored (e.g. cast to the output dtype and back)
 
     def supports(self, expr: Expr | None, value_ok: bool = False) -> bool:
         """Whether every op of `expr` is in the table (and Value() only where allowed)."""
@@ -57,7 +59,7 @@ class Emitter:
                 return loaded[e]
             args = [walk(a) for a in e.args]
             code = self.special(e, args) if self.special is not None else None
-            return bind(code if code is not None else self.table[e.op].format(*args))
+            return bind(self.rounded.format(code=code if code is not None else self.table[e.op].format(*args)))
 
         result = walk(expr)
         return lines, result

@@ -8,8 +8,8 @@ the stages in order, each reading the forward's inputs and the earlier stages' o
 kernels and forward names carry the prefix `kw{i}_` (kw0_gemm, kw0_out, ...).
 
 Parameters: each stage's triton.gemm (or triton.norm) parameters, prefixed by the stage (s1_BLOCK_M,
-s2_num_warps, ...), defaults from that template's for the stage's shape. Accumulation is fp32; a bf16 task's intermediates are
-rounded to bf16 once per stage, where the reference rounds after each op.
+s2_num_warps, ...), defaults from that template's for the stage's shape. Accumulation is fp32; a bf16 task's products and
+their epilogues' ops are rounded to bf16 where the reference stores each one.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 triton.gemm: each program computes a BLOCK_M x BLOCK_N tile of the output with tl.dot over
 BLOCK_K-wide slices of K, accumulating in fp32 whatever the input dtype. Programs take the tiles in
 groups of GROUP_M row blocks, so programs running at the same time share the rows of a and the
-columns of b they read through L2. The bias and the epilogue are applied to the fp32 accumulator and
-the result is written once, in the input dtype. For long K and few output tiles (SPLIT_K > 1), the K
+columns of b they read through L2. The bias and the epilogue are applied to the fp32 accumulator, and
+the result is written in the input dtype; a 16-bit product (bias added) and each epilogue op are rounded
+to it where the reference stores them. For long K and few output tiles (SPLIT_K > 1), the K
 range is split over SPLIT_K programs per tile, each writing its fp32 partial tile to a workspace, and
 a second kernel sums the partials in a fixed order (deterministic, unlike atomic adds) and applies
 the bias and the epilogue.
@@ -126,12 +127,30 @@ def _valid(analysis: Analysis) -> bool:
             and all(t.layout in ("full", "row", "scalar") for t in tensors))
 
 
+# A bf16 rounding to nearest even, by the bits: Triton's CPU interpreter truncates in .to(tl.bfloat16), which
+# the GPU does not; done by hand, both agree with PyTorch bit for bit.
+_ROUND_BF16 = """
+@triton.jit
+def kw_round_bf16(x):
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    return bits.to(tl.float32, bitcast=True)
+"""
+# How an fp32 value is rounded to what the reference stores, per dtype (fp32: as it is).
+_STORED = {"bfloat16": "kw_round_bf16({code})", "float16": "({code}).to(tl.float16).to(tl.float32)",
+           "float32": "{code}"}
+
+
 class _Tensors:
     """The bias and the epilogue's leaves: kernel parameters, their loads, and the forward's tensors."""
 
     def __init__(self, analysis: Analysis) -> None:
         p = analysis.pattern
         self.epilogue = p.epilogue
+        self.dtype = p.dtype
+        # The reference stores the product (bias added) and each epilogue op in its dtype: a 16-bit kernel
+        # rounds at the same points, not once at the end. The rounding helper goes before the kernels.
+        self.helpers = _ROUND_BF16 if p.dtype == "bfloat16" else ""
         self.names: dict[Leaf, str] = {}
         for leaf in leaves(p.epilogue) if p.epilogue is not None else []:
             weights = sum(isinstance(k, Weight) for k in self.names)
@@ -157,8 +176,12 @@ class _Tensors:
 
         lines = [f"value = acc + {load('bias', 'row')}" if self.bias is not None else "value = acc"]
         result = "value"
+        stored = _STORED[self.dtype]
+        if stored != "{code}":
+            lines.append("value = " + stored.format(code="value"))
         if self.epilogue is not None:
-            emitter = Emitter(_OPS, _literal, lambda leaf: load(self.names[leaf], leaf.layout), special=_special)
+            emitter = Emitter(_OPS, _literal, lambda leaf: load(self.names[leaf], leaf.layout), special=_special,
+                              rounded=stored)
             body, result = emitter.emit(self.epilogue, "t")
             lines += body
         lines.append(f"tl.store(out_ptr + offs, {result}.to(out_ptr.dtype.element_ty), mask=mask)")
@@ -340,7 +363,7 @@ def gemm_parts(analysis: Analysis, params: dict[str, Any]) -> tuple[str, list[st
     widen = operands == "tl.bfloat16"
     split = params.get("SPLIT_K", 1)
     constexprs = (", SPLIT_K: tl.constexpr" if split > 1 else "") + (", WIDEN: tl.constexpr" if widen else "")
-    kernel = _GEMM.substitute(
+    kernel = t.helpers + _GEMM.substitute(
         params="" if split > 1 else t.params, constexprs=constexprs, k_range=_SPLIT_K if split > 1 else _WHOLE_K,
         dot=_dot(operands, precision, widen),
         store=_STORE_PART if split > 1 else _STORE_OUT + t.finish("offs_n[None, :]", "mask_n[None, :]"))
@@ -414,7 +437,7 @@ class GemvTemplate:
         p = analysis.pattern
         assert isinstance(p, Matmul)
         t = _Tensors(analysis)
-        kernel = _GEMV.substitute(params=t.params, store=t.finish("offs_n[None, :]", "mask_n[None, :]"))
+        kernel = t.helpers + _GEMV.substitute(params=t.params, store=t.finish("offs_n[None, :]", "mask_n[None, :]"))
         setup, sizes, _ = _operands(analysis)
         grid = f"triton.cdiv(kw_m, {params['BLOCK_M']}) * triton.cdiv(kw_n, {params['BLOCK_N']}), kw_z"
         launch = (f"kw_gemv[({grid})](kw_a, kw_b, kw_out, {t.args}{sizes}, "
