@@ -11,7 +11,9 @@ narrowed to the output's dtype.
 Row kernels run one program per row. Their parameters:
   strategy     "single_pass": the whole row in registers (one read; best while
                the row fits), or "looped": BLOCK columns at a time, with an
-               online max and sum for softmax-like kinds (two reads, any width)
+               online max and sum for softmax-like kinds (two reads, any width;
+               the second from the row's end, where L2 still holds the first's
+               last tiles)
   BLOCK        the looped strategy's tile (a power of two)
   num_warps    threads per program (32 each)
 Pointwise kernels: BLOCK elements per program, num_warps.
@@ -213,7 +215,10 @@ def _broadcast(kernel: _Kernel) -> dict[str, str]:
     names = [kernel.names[leaf] for leaf in kernel.broadcasts()]
     if not names:
         return {"broadcast_params": "", "broadcast": ""}
-    params = "d1, d2, d3, " + "".join(f"{n}_s0, {n}_s1, {n}_s2, {n}_s3, " for n in names)
+    # The sizes are compile-time constants (a kernel per shape), so each division and remainder by them is a
+    # multiply and a shift, as in torch.compile's kernels, not a 32-bit division's dozens of instructions.
+    params = "d1: tl.constexpr, d2: tl.constexpr, d3: tl.constexpr, " + "".join(
+        f"{n}_s0, {n}_s1, {n}_s2, {n}_s3, " for n in names)
     code = ["i3 = offs % d3", "rest = offs // d3", "i2 = rest % d2", "rest = rest // d2", "i1 = rest % d1",
             "i0 = rest // d1"]
     code += [f"{n} = {n} + i0 * {n}_s0 + i1 * {n}_s1 + i2 * {n}_s2 + i3 * {n}_s3" for n in names]
@@ -321,6 +326,14 @@ def _in_loop(text: str) -> str:
     return _LOOP + textwrap.indent(_COLUMNS.format(start="start + ") + text, "    ")
 
 
+def _in_loop_reversed(text: str) -> str:
+    """The statements as the body of a loop over the row's tiles from its last: a second pass over a row
+    too wide for registers reads first what the first pass read last, which L2 is likeliest to still hold."""
+    last = "last = (cols - 1) // BLOCK * BLOCK\n"
+    return last + "for back in range(0, cols, BLOCK):\n" + textwrap.indent(
+        "start = last - back\n" + _COLUMNS.format(start="start + ") + text, "    ")
+
+
 def _single(text: str) -> str:
     return _COLUMNS.format(start="") + text
 
@@ -377,7 +390,7 @@ def _normalization_body(kind: str, strategy: str) -> str:
     if strategy == "single_pass":
         return _single('v = tl.where(mask, {P}, -float("inf"))\nm = tl.max(v, axis=0)\n'
                        "s = tl.sum(tl.exp(v - m), axis=0)\n" + write)
-    return _ONLINE_INIT + _in_loop(_ONLINE_STEP) + _ONLINE_END + _in_loop("v = {P}\n" + write)
+    return _ONLINE_INIT + _in_loop(_ONLINE_STEP) + _ONLINE_END + _in_loop_reversed("v = {P}\n" + write)
 
 
 def _norm_body(kind: str, strategy: str) -> str:
@@ -400,9 +413,10 @@ def _norm_body(kind: str, strategy: str) -> str:
                 + "dmean = tl.sum(acc, axis=0) / cols\nmean = shift + dmean\n"
                 + "var = tl.maximum(tl.sum(acc2, axis=0) / cols - dmean * dmean, 0.0)\n"
                 + "rstd = 1.0 / tl.sqrt_rn(var + {eps})\n"
-                + _in_loop("y = ({P} - mean) * rstd\n" + write))
+                + _in_loop_reversed("y = ({P} - mean) * rstd\n" + write))
     return ("acc = tl.zeros([BLOCK], dtype=tl.float32)\n" + _in_loop("x = tl.where(mask, {P}, 0.0)\n{SAVE}\nacc += x * x\n")
-            + "rstd = 1.0 / tl.sqrt_rn(tl.sum(acc, axis=0) / cols + {eps})\n" + _in_loop("y = {P} * rstd\n" + write))
+            + "rstd = 1.0 / tl.sqrt_rn(tl.sum(acc, axis=0) / cols + {eps})\n"
+            + _in_loop_reversed("y = {P} * rstd\n" + write))
 
 
 def _row_space(cols: int, strategies: tuple[str, ...]) -> dict[str, tuple[Any, ...]]:
