@@ -25,6 +25,9 @@ TASKS = ["pointwise_gelu_tanh", "pointwise_leaky_clamp", "softmax_log_softmax", 
          "reduce_reverse_cumsum", "reduce_cumprod_nerf", "loss_cross_entropy", "attention_gpt2xl_sdpa",
          "attention_llama3_decode"]
 TASKS += ["reduce_sum_tokens", "norm_groupnorm"]  # a reduction over a middle dim, group norm
+TASKS += ["loss_kl_distill", "fused_llama3_qkv_heads", "fused_llama3_rope"]  # KL, projections, rotary
+# Chains of kernels (two or three products; a product then layer norm) and the patch embedding GEMM.
+TASKS += ["fused_gpt2xl_mlp", "fused_llama3_swiglu_mlp", "fused_bert_output_block", "fused_vit_b16_patch_embed"]
 
 
 @pytest.fixture(scope="module")
