@@ -110,9 +110,11 @@ class FakeServer:
                     for name, value in action.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(data)
                 finally:
+                    # Done before the body goes out: a client slot freed by this reply cannot send its next
+                    # request before this one stops counting (after the write, it could: a count of 3 of 2).
                     server._done()
+                self.wfile.write(data)
 
         return Handler
 
