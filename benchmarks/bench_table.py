@@ -10,23 +10,24 @@ Every number is read from the file; a blank cell is one the bench did not measur
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from kernelwright.bench.results import TaskResult, load_results
 
 
 def _num(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
     return "" if value is None else f"{value * scale:.{digits}f}"
 
 
-def task_row(t: dict[str, Any]) -> str:
-    speedup, base = t.get("speedup") or {}, t.get("baselines_ms") or {}
-    kernel = (t.get("best") or "").split("-")[0] if t["verdict"] == "passed" else "—"
-    cells = [t["key"], t["verdict"], kernel, _num(t.get("time_ms") if t["verdict"] == "passed" else None, 3),
-             _num(base.get("eager"), 3), _num(base.get("compile"), 3), _num(speedup.get("compile")),
-             _num(speedup.get("eager")), _num(t.get("sol_fraction"), 0, 100), t.get("answer") or "",
-             _num((t.get("answer_speedup") or {}).get("compile")), _num(t.get("wall_s"), 0)]
+def task_row(t: TaskResult) -> str:
+    passed = t.verdict == "passed"
+    kernel = (t.best or "").split("-")[0] if passed else "—"
+    cells = [t.key, t.verdict, kernel, _num(t.time_ms if passed else None, 3),
+             _num(t.baselines_ms.get("eager"), 3), _num(t.baselines_ms.get("compile"), 3),
+             _num(t.speedup.get("compile")), _num(t.speedup.get("eager")), _num(t.sol_fraction, 0, 100),
+             t.answer or "", _num(t.answer_speedup.get("compile")), _num(t.wall_s, 0)]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -53,14 +54,14 @@ def metric_lines(m: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
-    bench = json.loads(Path(sys.argv[1]).read_text())
+    bench = load_results(Path(sys.argv[1]))
     print("| task | verdict | best kernel | kernel ms | eager ms | compile ms | kernel / compile | kernel / eager "
           "| % of SOL | answer | answer / compile | wall s |")
     print("| " + " | ".join(["---"] * 12) + " |")
-    for task in sorted(bench["tasks"], key=lambda t: t["key"]):
+    for task in sorted(bench.tasks, key=lambda t: t.key):
         print(task_row(task))
     print()
-    print("\n".join(metric_lines(bench["metrics"])))
+    print("\n".join(metric_lines(bench.metrics)))
 
 
 if __name__ == "__main__":
