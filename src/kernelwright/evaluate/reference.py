@@ -142,9 +142,10 @@ class ReferenceRole:
     def cmd_baselines(self, blobs: list[bytes], names: list[str], task_id: str, sets: int,
                       timing_options: dict[str, Any]) -> tuple[Any, list[bytes]]:
         """Time eager PyTorch and torch.compile on the timing sets (made here when no candidate was timed
-        first); cached per task, device and versions."""
+        first); cached per task, device, versions and timing protocol."""
         self._ensure_sets(sets)
-        key = json.dumps([task_id, environment.current(self.device).key(), timing_options, len(self.sets)])
+        key = json.dumps([task_id, environment.current(self.device).key(), timing_options, len(self.sets),
+                          timing.PROTOCOL])
         path = cache_dir("baselines") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
         cached = json.loads(path.read_text()) if path.exists() else {}
         input_sets = [s["inputs"] for s in self.sets]
