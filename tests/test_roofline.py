@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -153,3 +154,19 @@ def test_measure_ceilings_smoke():
     assert time.perf_counter() - t0 < 2
     assert ceil.bandwidth > 0 and ceil.flops["fp32"] > 0
     assert set(ceil.flops) <= set(roofline.UNITS)
+    # The floor's bandwidth is the faster of the copy and the read-only sum: it must err fast.
+    assert ceil.copy_bandwidth > 0 and ceil.read_bandwidth > 0
+    assert ceil.bandwidth == max(ceil.copy_bandwidth, ceil.read_bandwidth)
+
+
+def test_ceilings_cached_before_the_read_bandwidth_are_measured_again(monkeypatch, tmp_path):
+    monkeypatch.setenv("KERNELWRIGHT_CACHE_DIR", str(tmp_path))
+    fresh = Ceilings("fake", 2e11, {"fp32": 1e12}, "2026-11-30", copy_bandwidth=1e11, read_bandwidth=2e11)
+    monkeypatch.setattr(roofline, "measure_ceilings", lambda device: fresh)
+    from kernelwright import environment
+
+    old = tmp_path / "ceilings" / f"{environment.current('cpu').key()}.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"device_name": "fake", "bandwidth": 1e11, "flops": {"fp32": 1e12},
+                               "measured_at": "2026-01-01"}))
+    assert roofline.ceilings("cpu") == fresh
