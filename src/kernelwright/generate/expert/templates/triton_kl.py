@@ -25,7 +25,7 @@ from typing import Any
 
 from kernelwright.generate.expert.patterns import KL_REDUCTIONS, Analysis, KLDivergence, Value, leaves
 from kernelwright.generate.expert.templates.triton import _doc, _Kernel, _valid
-from kernelwright.generate.expert.templates.triton_scan import _indent, _tile_space
+from kernelwright.generate.expert.templates.triton_scan import _indent
 
 # The online step per tile, for s and t (masked columns hold -inf), as (before the loop, in it, after it).
 # `safe` keeps -inf - -inf (nothing but -inf seen yet) from making NaN; a column whose teacher weight
@@ -117,7 +117,10 @@ class KLDivTemplate:
     def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
         p = analysis.pattern
         assert isinstance(p, KLDivergence)
-        return {"strategy": ("tile", "lane"), **_tile_space(p.shape[-1] if p.shape else 1)}
+        # Small tiles first: two rows of logits per program and five running sums per lane keep registers
+        # busy; on an H200 (BERT's vocabulary) tiles of 1024 on 4 warps ran at 82 % of the speed of light,
+        # 4096 on 16 warps at 66 %.
+        return {"strategy": ("tile", "lane"), "BLOCK": (1024, 2048, 512, 4096), "num_warps": (4, 8, 2)}
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
