@@ -22,4 +22,4 @@ def seed_ceilings(root: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{environment.current('cpu').key()}.json").write_text(json.dumps({
         "device_name": environment.current("cpu").device_name, "bandwidth": BANDWIDTH,
-        "copy_bandwidth": BANDWIDTH, "read_bandwidth": BANDWIDTH, "flops": {"fp32": FP32_FLOPS}, "measured_at": "2000-01-01"}))
+        "read_bandwidth": BANDWIDTH, "flops": {"fp32": FP32_FLOPS}, "measured_at": "2000-01-01"}))

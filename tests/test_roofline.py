@@ -154,14 +154,27 @@ def test_measure_ceilings_smoke():
     assert time.perf_counter() - t0 < 2
     assert ceil.bandwidth > 0 and ceil.flops["fp32"] > 0
     assert set(ceil.flops) <= set(roofline.UNITS)
-    # The floor's bandwidth is the faster of the copy and the read-only sum: it must err fast.
-    assert ceil.copy_bandwidth > 0 and ceil.read_bandwidth > 0
-    assert ceil.bandwidth == max(ceil.copy_bandwidth, ceil.read_bandwidth)
+    assert ceil.read_bandwidth > 0
+
+
+def test_memory_floor_reads_at_the_read_bandwidth_and_copies_at_the_copy_s():
+    ceil = Ceilings("x", 4.0e12, {"fp32": 1e14}, "2026-11-30", read_bandwidth=5.0e12)
+    gb = 10**9
+    assert ceil.memory_seconds(gb, 0) == pytest.approx(gb / 5.0e12)  # a reduction: reads alone
+    assert ceil.memory_seconds(gb, gb) == pytest.approx(2 * gb / 4.0e12)  # copy-shaped: the copy's floor
+    assert ceil.memory_seconds(0, gb) == pytest.approx(gb / 4.0e12)  # writes alone: never above the copy's
+    assert ceil.memory_seconds(2 * gb, gb) < 3 * gb / 4.0e12  # mostly reads: under the copy's
+    # Reads measured slower than the copy (noise) count at the copy's rate; unmeasured: the copy's.
+    slow = Ceilings("x", 4.0e12, {"fp32": 1e14}, "2026-11-30", read_bandwidth=3.0e12)
+    assert slow.memory_seconds(gb, 0) == pytest.approx(gb / 4.0e12)
+    assert Ceilings("x", 4.0e12, {"fp32": 1e14}, "2026-11-30").memory_seconds(gb, gb) == pytest.approx(2 * gb / 4.0e12)
+    floor = roofline.speed_of_light(Work(0, 2 * gb, {}, frozenset({"fp32"}), written=gb), ceil, "fp32")
+    assert floor.memory_seconds == pytest.approx(gb / 5.0e12 + gb * (2 / 4.0e12 - 1 / 5.0e12))
 
 
 def test_ceilings_cached_before_the_read_bandwidth_are_measured_again(monkeypatch, tmp_path):
     monkeypatch.setenv("KERNELWRIGHT_CACHE_DIR", str(tmp_path))
-    fresh = Ceilings("fake", 2e11, {"fp32": 1e12}, "2026-11-30", copy_bandwidth=1e11, read_bandwidth=2e11)
+    fresh = Ceilings("fake", 1e11, {"fp32": 1e12}, "2026-11-30", read_bandwidth=2e11)
     monkeypatch.setattr(roofline, "measure_ceilings", lambda device: fresh)
     from kernelwright import environment
 
