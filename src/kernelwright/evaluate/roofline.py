@@ -278,8 +278,8 @@ def measure_ceilings(device: str, *, copy_bytes: int | None = None, matmul_size:
     src = torch.ones(copy_bytes, dtype=torch.uint8, device=dev)
     dst = torch.empty_like(src)
     copy = 2 * copy_bytes / _best_seconds(lambda: dst.copy_(src), dev, repeats)
-    # Reads alone: the faster of a float sum and a max (on an H200 they measured 4.18-4.36 and 4.37 TB/s,
-    # the copy 4.20-4.22; hand-written reductions reached about 4.4, which the floor's margin admits).
+    # Reads alone: the faster of a float sum and a max (on H200s they read at 4.02-4.37 TB/s against copies
+    # at 4.15-4.22; our reductions reached about 4.4, which the floor's margin admits).
     words = src.view(torch.float32)
     read = copy_bytes / min(_best_seconds(lambda: words.sum(), dev, repeats),
                             _best_seconds(lambda: words.amax(), dev, repeats))
