@@ -30,7 +30,9 @@ beyond the matrix's edges.
 
 Precision: as triton.gemm. fp32 tasks multiply in IEEE fp32 (tl.dot's input_precision="ieee") unless the
 task's tolerance admits less (`precision` lists what it admits, fastest first); bf16 and fp16 tasks use
-the tensor cores natively; accumulation is fp32.
+the tensor cores natively; accumulation is fp32. The bias and the epilogue are triton.gemm's (`_Tensors`,
+with per-channel vectors), rounded once to the output's dtype at the store: the epilogue is mostly batch
+norm, which the reference computes as one op and rounds once.
 
 triton.depthwise: one input channel per output channel (groups == C == K) leaves no reduction over
 channels for a matrix product to use (16 of every 16 columns of a tensor-core tile would be wasted).
@@ -46,17 +48,13 @@ are the task's, and the task's shapes only choose the defaults.
 
 from __future__ import annotations
 
-import textwrap
 from string import Template as _Text
 from typing import Any
 
-from kernelwright.generate.expert.patterns import Analysis, Conv, Input, Weight, leaves
-from kernelwright.generate.expert.templates._emit import Emitter
+from kernelwright.generate.expert.patterns import Analysis, Conv, Input, leaves
 from kernelwright.generate.expert.templates.triton_gemm import (
-    _DOT_TYPES, _OPS, _candidate, _dot, _first, _kwargs, _literal, _pow2, _precisions, _special, _supported,
+    _DOT_TYPES, _candidate, _dot, _first, _kwargs, _pow2, _precisions, _supported, _Tensors,
 )
-
-Leaf = Input | Weight
 
 
 def _valid(analysis: Analysis) -> bool:
@@ -74,53 +72,6 @@ def _valid(analysis: Analysis) -> bool:
 def _gemm_only(p: Conv) -> bool:
     """A 1 x 1 convolution with stride 1 and no padding: a plain GEMM over [N, C, H * W]."""
     return p.kernel_size == (1, 1) and p.stride == (1, 1) and p.padding == (0, 0)
-
-
-class _Leaves:
-    """The bias and the epilogue's tensors: kernel parameters, the forward's lines binding them, and the
-    kernel lines that finish an output tile."""
-
-    def __init__(self, analysis: Analysis) -> None:
-        p = analysis.pattern
-        assert isinstance(p, Conv)
-        self.epilogue, self.bias = p.epilogue, p.bias
-        self.names: dict[Leaf, str] = {}
-        for leaf in leaves(p.epilogue) if p.epilogue is not None else []:
-            weights = sum(isinstance(k, Weight) for k in self.names)
-            name = f"in{leaf.index}" if isinstance(leaf, Input) else f"w{weights}"
-            # The same input under two layouts (rare) is two parameters of one tensor.
-            self.names[leaf] = f"{name}_{leaf.layout}" if name in self.names.values() else name
-        ptrs = ["bias", *self.names.values()] if p.bias is not None else list(self.names.values())
-        self.params = "".join(f"{name}_ptr, " for name in ptrs)
-        self.args = "".join(f"kw_{name}, " for name in ptrs)
-        # Contiguous: a full leaf is read at the output's offsets, a per-channel one ([K], [K, 1, 1] or
-        # [1, K, 1, 1]: the same flat order) at the channel's index.
-        self.lines = [f"kw_bias = self.{p.bias.name}.contiguous()"] if p.bias is not None else []
-        for leaf, name in self.names.items():
-            source = analysis.forward_args[leaf.index] if isinstance(leaf, Input) else f"self.{leaf.name}"
-            self.lines.append(f"kw_{name} = {source}.contiguous()")
-
-    def finish(self, channel: str, channel_mask: str | None, indent: int) -> str:
-        """Kernel lines from `acc` (fp32) and `offs`/`mask` (the output's) to the store: bias, epilogue, cast.
-
-        `channel` is the output channel where the kernel stands (masked by `channel_mask`, if any)."""
-        def load(name: str, layout: str) -> str:
-            if layout == "full":
-                where = " + offs, mask=mask, other=0.0"
-            elif layout == "broadcast":
-                where = f" + {channel}" + (f", mask={channel_mask}, other=0.0" if channel_mask else "")
-            else:
-                where = ""
-            return f"tl.load({name}_ptr{where}).to(tl.float32)"
-
-        lines = [f"value = acc + {load('bias', 'broadcast')}" if self.bias is not None else "value = acc"]
-        result = "value"
-        if self.epilogue is not None:
-            emitter = Emitter(_OPS, _literal, lambda leaf: load(self.names[leaf], leaf.layout), special=_special)
-            body, result = emitter.emit(self.epilogue, "t")
-            lines += body
-        lines.append(f"tl.store(out_ptr + offs, {result}.to(out_ptr.dtype.element_ty), mask=mask)")
-        return textwrap.indent("\n".join(lines), " " * indent)
 
 
 def _setup(analysis: Analysis) -> list[str]:
@@ -262,15 +213,15 @@ class ConvTemplate:
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
         assert isinstance(p, Conv)
-        t = _Leaves(analysis)
+        t = _Tensors(analysis, vector="broadcast", round_each_op=False)  # "broadcast": per output channel
         precision = params.get("precision")
         operands = _DOT_TYPES.get(p.dtype) or _DOT_TYPES.get(precision)
         widen = operands == "tl.bfloat16"
         loop = "gemm" if _gemm_only(p) else params["loop"]
-        kernel = _CONV.substitute(
+        kernel = t.helpers + _CONV.substitute(
             params=t.params, constexprs=", WIDEN: tl.constexpr" if widen else "",
             rows=_PLANE if loop == "gemm" else _WINDOW, loop=_LOOPS[loop] + _dot(operands, precision, widen),
-            store=t.finish("channel[None, :]", "mask_n[None, :]", 4))
+            store=t.finish("channel[None, :]", "mask_n[None, :]"))
         tiles = (f"triton.cdiv(kw_m, {params['BLOCK_M']}) * "
                  f"triton.cdiv(kw_k // kw_groups, {params['BLOCK_N']})")
         constants = (_kwargs(params, ("BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M"))
@@ -333,8 +284,8 @@ class DepthwiseTemplate:
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
         assert isinstance(p, Conv)
-        t = _Leaves(analysis)
-        kernel = _DEPTHWISE.substitute(params=t.params, store=t.finish("channel", None, 4))
+        t = _Tensors(analysis, vector="broadcast", round_each_op=False)
+        kernel = t.helpers + _DEPTHWISE.substitute(params=t.params, store=t.finish("channel", None))
         block = params["BLOCK"]
         launch = [
             f"kw_depthwise[(kw_batch * kw_c * triton.cdiv(kw_p * kw_q, {block}),)](kw_x, kw_weight, kw_out, {t.args}"

@@ -142,15 +142,22 @@ _STORED = {"bfloat16": "kw_round_bf16({code})", "float16": "({code}).to(tl.float
 
 
 class _Tensors:
-    """The bias and the epilogue's leaves: kernel parameters, their loads, and the forward's tensors."""
+    """The bias and the epilogue's leaves: kernel parameters, their loads, and the forward's tensors.
 
-    def __init__(self, analysis: Analysis) -> None:
+    A vector leaf (the bias; a leaf of layout `vector`: "row" in a matrix product, "broadcast", one value
+    per output channel, in a convolution) is read at the index `finish` is given; a "full" one at the
+    output's offsets; anything else is a scalar."""
+
+    def __init__(self, analysis: Analysis, vector: str = "row", round_each_op: bool = True) -> None:
         p = analysis.pattern
         self.epilogue = p.epilogue
-        self.dtype = p.dtype
-        # The reference stores the product (bias added) and each epilogue op in its dtype: a 16-bit kernel
-        # rounds at the same points, not once at the end. The rounding helper goes before the kernels.
-        self.helpers = _ROUND_BF16 if p.dtype == "bfloat16" else ""
+        self.vector = vector
+        # A matrix product's reference stores the product (bias added) and each epilogue op in its dtype: a
+        # 16-bit kernel rounds at the same points, not once at the end (round_each_op). A convolution's
+        # epilogue is mostly batch norm, one fused op of the reference's that rounds once, at the end, as
+        # the store's cast does. The rounding helper goes before the kernels.
+        self.stored = _STORED[p.dtype] if round_each_op else "{code}"
+        self.helpers = _ROUND_BF16 if p.dtype == "bfloat16" and round_each_op else ""
         self.names: dict[Leaf, str] = {}
         for leaf in leaves(p.epilogue) if p.epilogue is not None else []:
             weights = sum(isinstance(k, Weight) for k in self.names)
@@ -162,30 +169,33 @@ class _Tensors:
         self.params = "".join(f"{name}_ptr, " for name in ptrs)
         self.args = "".join(f"kw_{name}, " for name in ptrs)
         self.lines = [f"kw_bias = self.{p.bias.name}.contiguous()"] if p.bias is not None else []
-        for leaf, name in self.names.items():  # contiguous: a full leaf is read at the output's offsets
+        # Contiguous: a full leaf is read at the output's offsets; a per-channel one ([K], [K, 1, 1] or
+        # [1, K, 1, 1]: the same flat order) at the channel's index.
+        for leaf, name in self.names.items():
             source = analysis.forward_args[leaf.index] if isinstance(leaf, Input) else f"self.{leaf.name}"
             self.lines.append(f"kw_{name} = {source}.contiguous()")
 
-    def finish(self, row: str, row_mask: str) -> str:
+    def finish(self, index: str, index_mask: str | None, indent: int = 4) -> str:
         """Kernel lines from `acc` (fp32) and `offs`/`mask` (the output's) to the store: bias, epilogue, cast.
 
-        `row` indexes a vector over N (with `row_mask`) where the kernel stands."""
+        `index` indexes the vector leaves where the kernel stands (masked by `index_mask`, if any)."""
+        at_index = index + (f", mask={index_mask}, other=0.0" if index_mask else "")
+        where = {"full": "offs, mask=mask, other=0.0", self.vector: at_index}
+
         def load(name: str, layout: str) -> str:
-            where = {"full": "offs, mask=mask, other=0.0", "row": f"{row}, mask={row_mask}, other=0.0"}
             return f"tl.load({name}_ptr" + (f" + {where[layout]})" if layout in where else ")") + ".to(tl.float32)"
 
-        lines = [f"value = acc + {load('bias', 'row')}" if self.bias is not None else "value = acc"]
+        lines = [f"value = acc + {load('bias', self.vector)}" if self.bias is not None else "value = acc"]
         result = "value"
-        stored = _STORED[self.dtype]
-        if stored != "{code}":
-            lines.append("value = " + stored.format(code="value"))
+        if self.stored != "{code}":
+            lines.append("value = " + self.stored.format(code="value"))
         if self.epilogue is not None:
             emitter = Emitter(_OPS, _literal, lambda leaf: load(self.names[leaf], leaf.layout), special=_special,
-                              rounded=stored)
+                              rounded=self.stored)
             body, result = emitter.emit(self.epilogue, "t")
             lines += body
         lines.append(f"tl.store(out_ptr + offs, {result}.to(out_ptr.dtype.element_ty), mask=mask)")
-        return textwrap.indent("\n".join(lines), "    ")
+        return textwrap.indent("\n".join(lines), " " * indent)
 
 
 def _operands(analysis: Analysis) -> tuple[list[str], str, str]:
