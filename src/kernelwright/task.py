@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelwright import pysource
+
 META_NAME = "KERNELWRIGHT"
 REQUIRED = ("Model", "get_inputs", "get_init_inputs")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
@@ -97,7 +99,7 @@ def load_task(path: str | Path) -> Task:
     except OSError as e:
         raise TaskError(f"{path}: cannot read task file ({e.strerror or e})") from None
     try:
-        tree = ast.parse(source, filename=str(path))
+        tree = pysource.parse(source, filename=str(path))
     except SyntaxError as e:
         raise TaskError(f"{path}:{e.lineno}: syntax error in task: {e.msg}") from None
 

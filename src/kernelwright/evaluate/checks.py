@@ -23,6 +23,7 @@ import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from kernelwright import pysource
 from kernelwright.backends import TRITON
 from kernelwright.evaluate import rules as R
 
@@ -78,7 +79,7 @@ def check_candidate(source: str, allowed_ops: Iterable[str] = ()) -> StaticRepor
     # Legitimate code never nests hundreds deep; where Python's recursion gives up, so must we.
     too_deep = Violation(R.SYNTAX, 1, "nests too deeply to check; split the expression up")
     try:
-        tree = ast.parse(source)
+        tree = pysource.parse(source)
     except (SyntaxError, ValueError) as err:  # ValueError: a NUL byte in the source
         reason = getattr(err, "msg", None) or err
         found = Violation(R.SYNTAX, getattr(err, "lineno", None) or 1, f"does not parse: {reason}")

@@ -22,6 +22,7 @@ import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
+from kernelwright import pysource
 from kernelwright.evaluate.process import sigint_blocked
 
 BACKEND_MODULES = {"kernelwright.backends.cuda": "cuda", "kernelwright.backends.cpu": "cpu"}
@@ -40,7 +41,7 @@ class Build:
 def find_builds(candidate_source: str) -> list[Build]:
     """The backend builds a candidate asks for with literal arguments, in source order."""
     try:
-        tree = ast.parse(candidate_source)
+        tree = pysource.parse(candidate_source)
     except SyntaxError:
         return []
     modules = _backend_aliases(tree)  # local name -> "cuda" / "cpu"

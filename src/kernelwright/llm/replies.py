@@ -20,10 +20,11 @@ the model once.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import re
 from dataclasses import dataclass, field
+
+from kernelwright import pysource
 
 SEARCH, DIVIDER, REPLACE = "<<<<<<< SEARCH", "=======", ">>>>>>> REPLACE"
 _MARKER = re.compile(r"^\s*(<{5,9} ?SEARCH|={5,9}|>{5,9} ?REPLACE)\s*$")
@@ -185,7 +186,7 @@ def _mismatch_message(number: int, lines: list[str], search: list[str]) -> str:
 
 def _parses(source: str) -> bool:
     try:
-        ast.parse(source)
+        pysource.parse(source)
     except (SyntaxError, ValueError):
         return False
     return True

@@ -47,6 +47,7 @@ from torch import nn
 from torch.fx import GraphModule, Node, Tracer
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
+from kernelwright import pysource
 from kernelwright.evaluate.correctness import TOLERANCES, tolerance_for
 from kernelwright.evaluate.inputs import torch_dtype, variant_globals
 from kernelwright.evaluate.process import sigint_blocked
@@ -110,7 +111,7 @@ def _imported() -> None:
 def analyze_in_process(path: str, meta: dict[str, Any]) -> Analysis:
     """`analyze` without the subprocess: imports the task file and runs its code here (on the meta device)."""
     source = Path(path).read_text()
-    tree = ast.parse(source)
+    tree = pysource.parse(source)
     methods = _model_methods(tree)
     # Traced values are baked in as constants: a forward reading a shape global would be right for one variant only.
     varying = _free_names(methods["forward"]) & {name for v in meta.get("shape_variants") or [] for name in v}
@@ -225,7 +226,7 @@ def _init_source(source: str, tree: ast.Module, init: ast.FunctionDef | None) ->
     task_globals = {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
                     for t in getattr(n, "targets", [getattr(n, "target", None)]) if isinstance(t, ast.Name)}
     task_globals |= {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
-    used = _free_names(ast.parse(text).body[0]) & task_globals
+    used = _free_names(pysource.parse(text).body[0]) & task_globals
     if used:
         raise Unsupported(f"Model.__init__ reads {', '.join(sorted(used))} from the task module; ModelNew cannot")
     return textwrap.indent(text, "    ") + "\n"
