@@ -21,9 +21,9 @@ How step 3 times, by device:
   queued runs into the next. Work on another stream would escape the events:
   the static rules reject every way to make or pick a stream (Python and C/C++
   sources alike), and a time under the speed-of-light floor is rejected.
-  (Timing with the host clock around a synchronize, as before, added 40-90 us
-  of launch and synchronize latency to every call on an H200: half the time of
-  a 0.1 ms kernel.)
+  (Timing with the host clock around a synchronize, as before, added 40-107 us
+  of launch and synchronize latency to every call on an H200: a fifth to a
+  third of the suite's 0.1-0.5 ms memory-bound tasks.)
 - CPU: the host clock around the call (the call is synchronous).
 """
 
