@@ -43,6 +43,7 @@ from string import Template as _Text
 from typing import Any
 
 from kernelwright.generate.expert.patterns import Analysis, Attention
+from kernelwright.generate.expert.templates.triton_gemm import _ROUND_BF16
 
 _SMS = 132  # streaming multiprocessors of an H100 / H200
 _DTYPES = ("float32", "bfloat16", "float16")
@@ -69,9 +70,7 @@ def kw_narrow(x, dtype: tl.constexpr, WIDEN: tl.constexpr):
     # fp32 to the input dtype `dtype`, rounding to nearest even. The interpreter truncates to bfloat16
     # instead: there (WIDEN) the bits are rounded first, so that the cast is exact.
     if WIDEN:
-        bits = x.to(tl.uint32, bitcast=True)
-        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-        x = bits.to(tl.float32, bitcast=True)
+        x = kw_round_bf16(x)
     return x.to(dtype)
 
 
@@ -342,7 +341,8 @@ def _widen(p: Attention) -> str:
 
 def _helpers(params: dict[str, Any]) -> str:
     precision = params.get("precision")
-    return _HELPERS.substitute(precision=f', input_precision="{precision}"' if precision else "")
+    # kw_narrow rounds by triton.gemm's kw_round_bf16 (the same bits, one helper).
+    return _ROUND_BF16 + _HELPERS.substitute(precision=f', input_precision="{precision}"' if precision else "")
 
 
 def _doc(name: str, p: Attention, params: dict[str, Any]) -> str:
