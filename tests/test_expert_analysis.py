@@ -413,6 +413,15 @@ def test_init_source_is_a_method_with_super_rewritten(tmp_path: Path) -> None:
         analysis_of(path)
 
 
+def test_init_reading_a_global_bound_by_any_form_of_assignment_is_refused(tmp_path: Path) -> None:
+    path = write_task(tmp_path, "x + self.bias", init="self.bias = nn.Parameter(torch.zeros(c) + scale)")
+    text = path.read_text()
+    for binding in ("scale, unused = 1.0, 2.0", "for scale in (1.0,):\n    pass", "if True:\n    scale = 1.0"):
+        path.write_text(text.replace("class Model", f"{binding}\n\n\nclass Model"))
+        with pytest.raises(Unsupported, match="reads scale from the task module"):
+            analysis_of(path)
+
+
 def test_a_task_that_fails_on_the_meta_device_is_traced_on_the_cpu_at_its_smallest_variant(tmp_path: Path) -> None:
     meta = 'cols = 32; KERNELWRIGHT = {"shape_variants": [{"cols": 20}, {"cols": 16}]}'
     inputs = "[torch.randn(8, cols) * torch.randn(1).abs().item()]"  # .item() has no meta kernel

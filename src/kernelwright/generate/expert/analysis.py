@@ -215,6 +215,22 @@ def _free_names(function: ast.FunctionDef) -> set[str]:
         n.id for n in names if not isinstance(n.ctx, ast.Load)}
 
 
+def _module_globals(tree: ast.Module) -> set[str]:
+    """The names a module binds other than by import: assignments of any form (`a, b = ...`, `x += 1`, a for
+    loop's target, `with ... as x`), functions and classes, also inside module-level if/for/with/try."""
+    names: set[str] = set()
+    todo: list[ast.AST] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)  # its body is its own scope
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif not isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
 def _init_source(source: str, tree: ast.Module, init: ast.FunctionDef | None) -> str:
     """Model.__init__ as ModelNew's: `super(Model, self)` becomes `super()`; it may read imports, no other globals."""
     if init is None:  # nn.Module's own
@@ -223,10 +239,7 @@ def _init_source(source: str, tree: ast.Module, init: ast.FunctionDef | None) ->
     text = textwrap.dedent("\n".join(source.splitlines()[start - 1:init.end_lineno]))
     text = re.sub(r"super\(\s*Model\s*,\s*self\s*\)", "super()", text)
     # The candidate file holds the task's imports, not its other globals (Model, constants, helpers).
-    task_globals = {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
-                    for t in getattr(n, "targets", [getattr(n, "target", None)]) if isinstance(t, ast.Name)}
-    task_globals |= {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
-    used = _free_names(pysource.parse(text).body[0]) & task_globals
+    used = _free_names(pysource.parse(text).body[0]) & _module_globals(tree)
     if used:
         raise Unsupported(f"Model.__init__ reads {', '.join(sorted(used))} from the task module; ModelNew cannot")
     return textwrap.indent(text, "    ") + "\n"
