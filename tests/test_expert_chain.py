@@ -3,7 +3,8 @@ c_proj(gelu_tanh(c_fc(x))), Llama's SwiGLU) and BERT's output block (LayerNorm(d
 then a norm) against their own references under Triton's CPU interpreter
 (in a fresh process), at the defaults and at the spaces' other ends, small shapes, fp32 and bf16; and
 the static rules; and two default candidates through the real evaluator. A pre-norm MLP written here (a
-norm, then two products, split K) runs under the interpreter too.
+norm, then two products, split K) runs under the interpreter too; its names start with `kw_`, as the
+chain's own do, which it must leave alone.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ PRENORM_MLP = """\
         def __init__(self, d, h):
             super().__init__()
             self.ln = nn.LayerNorm(d)
-            self.fc1 = nn.Linear(d, d)
+            self.kw_fc1 = nn.Linear(d, d)
             self.fc2 = nn.Linear(d, h)
 
-        def forward(self, x):
-            return self.fc2(torch.relu(self.fc1(self.ln(x))))
+        def forward(self, kw_x):
+            return self.fc2(torch.relu(self.kw_fc1(self.ln(kw_x))))
 
 
     def get_inputs():

@@ -14,10 +14,12 @@ their epilogues' ops are rounded to bf16 where the reference stores each one.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import replace
 from typing import Any
 
+from kernelwright import pysource
 from kernelwright.generate.expert.patterns import Analysis, Chain, Matmul, Norm
 from kernelwright.generate.expert.templates.triton import NormTemplate, norm_parts
 from kernelwright.generate.expert.templates.triton_gemm import (
@@ -40,6 +42,17 @@ def _stage_analyses(analysis: Analysis) -> list[Analysis]:
 
 def _template(stage: Analysis) -> GemmTemplate | NormTemplate:
     return _GEMM if isinstance(stage.pattern, Matmul) else _NORM
+
+
+def _defined(kernel: str, lines: list[str]) -> set[str]:
+    """The `kw_` names a stage's pieces define: its kernels and helpers, and what its forward lines assign
+    (the caller leaves out the stage's inputs, which a norm's lines rebind: `x = x.contiguous()`). Only these
+    are renamed; the task's own names (an argument or attribute that happens to start with `kw_`) are not."""
+    module = pysource.parse(kernel + "\n" + "\n".join(lines))
+    names = {n.name for n in module.body if isinstance(n, ast.FunctionDef)}
+    names |= {t.id for n in ast.walk(module) if isinstance(n, (ast.Assign, ast.AnnAssign))
+              for t in ast.walk(n) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)}
+    return {name for name in names if name.startswith("kw_")}
 
 
 def _prefix(i: int) -> str:
@@ -71,8 +84,9 @@ class ChainTemplate:
                 (kernel, lines), widen = norm_parts(stage, own), False
                 norms = True
             # Each stage's kernels and forward names its own: kw_gemm -> kw0_gemm, kw_out -> kw0_out.
-            kernels.append(re.sub(r"\bkw_", f"kw{i}_", kernel))
-            forward += [re.sub(r"\bkw_", f"kw{i}_", line) for line in lines]
+            own = re.compile(r"(?<![\w.])(" + "|".join(sorted(_defined(kernel, lines) - set(stage.forward_args))) + r")\b")
+            kernels.append(own.sub(lambda m: f"kw{i}_" + m[1].removeprefix("kw_"), kernel))
+            forward += [own.sub(lambda m: f"kw{i}_" + m[1].removeprefix("kw_"), line) for line in lines]
             widen_any |= widen
         last = len(analysis.pattern.stages) - 1
         what = " then ".join("matrix product" if isinstance(s, Matmul) else f"{s.kind} norm"
