@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 import sys
-import textwrap
 from pathlib import Path
 
+import expert_tasks
 import pytest
+from expert_tasks import analysis_of
 
 from kernelwright.generate.expert.analysis import analyze, analyze_in_process
 from kernelwright.generate.expert.patterns import (
-    Analysis, Call, Const, Input, Matmul, Norm, Pattern, Pointwise, RowReduce, Unsupported, Value, Weight,
+    Call, Const, Input, Matmul, Norm, Pattern, Pointwise, RowReduce, Unsupported, Value, Weight,
 )
 from kernelwright.generate.expert.patterns import CrossEntropy, Scan
 from kernelwright.generate.expert.patterns import Conv
@@ -31,36 +32,8 @@ X = Input(0)
 def write_task(tmp_path: Path, forward: str, init: str = "pass", args: str = "x",
                inputs: str = "[torch.randn(8, 32)]", meta: str = "", name: str = "task") -> Path:
     """A KernelBench task file: `init` after super().__init__() (c is 32), `return forward` over `args`."""
-    source = textwrap.dedent(f"""\
-        import torch
-        import torch.nn as nn
-        import torch.nn.functional as F
-        {meta}
-
-        class Model(nn.Module):
-            def __init__(self, c=32):
-                super().__init__()
-                {init}
-
-            def forward(self, {args}):
-                return {forward}
-
-
-        def get_inputs():
-            return {inputs}
-
-
-        def get_init_inputs():
-            return []
-        """)
-    path = tmp_path / f"{name}.py"
-    path.write_text(source)
-    return path
-
-
-def analysis_of(path: Path) -> Analysis:
-    task = load_task(path)
-    return analyze_in_process(str(task.path), task.meta.to_dict())
+    return expert_tasks.write_task(tmp_path, name, forward, inputs, init, args, header=meta, init_params="c=32",
+                                   init_inputs="[]")
 
 
 def pattern_of(tmp_path: Path, forward: str, **kwargs: str) -> Pattern:

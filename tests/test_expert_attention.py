@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from attention_runs import BUILTIN, IMPORTS, INIT, run_jobs
+from expert_tasks import analysis_of
 
 from kernelwright.evaluate.checks import check_candidate
-from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import Analysis, Attention, Input, Unsupported
 from kernelwright.generate.expert.templates import all_templates, defaults, triton_attention
 from kernelwright.task import load_task
@@ -28,11 +28,6 @@ FLASH, DECODE = triton_attention.FlashAttentionTemplate(), triton_attention.Deco
 def attention(causal: bool, scale: float | None, shape: tuple[int, ...], dtype: str = "bfloat16",
               kv_heads: int | None = None, rounds: bool = False) -> Attention:
     return Attention(Q, K, V, causal, scale, shape, dtype, shape[1] if kv_heads is None else kv_heads, rounds)
-
-
-def analysis_of(path: Path) -> Analysis:
-    task = load_task(path)
-    return analyze_in_process(str(task.path), task.meta.to_dict())
 
 
 # -- the analysis ---------------------------------------------------------------------------------------

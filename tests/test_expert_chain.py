@@ -13,10 +13,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import expert_tasks
 import pytest
 
 from kernelwright.evaluate.checks import check_candidate
-from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import (
     Analysis,
     Call,
@@ -69,8 +69,7 @@ DTYPES = ("float32", "bfloat16")
 
 
 def analysis_of(path: Path | str, dtype: str | None = None) -> Analysis:
-    task = load_task(BUILTIN / f"{path}.py" if isinstance(path, str) else path)
-    return analyze_in_process(str(task.path), task.meta.to_dict() | ({"dtype": dtype} if dtype else {}))
+    return expert_tasks.analysis_of(BUILTIN / f"{path}.py" if isinstance(path, str) else path, dtype)
 
 
 def points(analysis: Analysis) -> list[dict[str, Any]]:

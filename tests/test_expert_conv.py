@@ -26,12 +26,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import expert_tasks
 import pytest
 
-from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import Analysis, Call, Const, Conv, Input, Unsupported, Value, Weight
 from kernelwright.generate.expert.templates import all_templates, defaults, triton_conv
-from kernelwright.task import load_task
 
 ROOT = Path(__file__).parent.parent
 BUILTIN = ROOT / "src" / "kernelwright" / "suites" / "builtin"
@@ -98,11 +97,7 @@ def _folder() -> Path:
     return Path(tempfile.mkdtemp(prefix="kw-conv-cases-"))
 
 
-@cache
-def analysis_of(path: Path) -> Analysis:
-    task = load_task(path)
-    return analyze_in_process(str(task.path), task.meta.to_dict())
-
+analysis_of = cache(expert_tasks.analysis_of)  # each case's task is analyzed once
 
 CASES = {c.name: c for c in [
     # A 3 x 3 filter with padding over 5 channels: "flat" by default, "taps" at a corner.

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from expert_tasks import analysis_of
 from interpreted_evaluation import quick_evaluator, small_suite_copy
 
 from kernelwright.evaluate.checks import check_candidate
-from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import Analysis
 from kernelwright.generate.expert.templates import all_templates, defaults
 from kernelwright.task import load_task
@@ -96,12 +96,6 @@ SHAPES = {
     "rope_two": [{"b": 1, "s": 6, "d": 12}],
 }
 DTYPES = ("float32", "bfloat16")
-
-
-def analysis_of(path: Path, dtype: str | None = None) -> Analysis:
-    """The task's analysis, as if its dtype were `dtype` (the candidate is rendered for the dtype it runs in)."""
-    task = load_task(path)
-    return analyze_in_process(str(task.path), task.meta.to_dict() | ({"dtype": dtype} if dtype else {}))
 
 
 def template_for(analysis: Analysis) -> Any:

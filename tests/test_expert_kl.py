@@ -6,16 +6,16 @@ spaces and small shapes: Triton's under the CPU interpreter (in a fresh process)
 from __future__ import annotations
 
 import itertools
-import textwrap
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import expert_tasks
 import pytest
+from expert_tasks import analysis_of
 from interpreted_evaluation import quick_evaluator, small_suite_copy
 
 from kernelwright.evaluate.checks import check_candidate
-from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import (
     Analysis,
     Call,
@@ -45,40 +45,8 @@ INPUTS = "[(t := torch.randn(rows, cols) * 4.0) + torch.rand(rows, 1) * 3.0 * to
 
 
 def write_task(folder: Path, name: str, forward: str, inputs: str = INPUTS, init: str = "pass") -> Path:
-    """A KernelBench task over globals rows and cols (the jobs shrink them; `init` gets cols): `return forward`
-    of (x, t)."""
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(f"""\
-        import torch
-        import torch.nn as nn
-        import torch.nn.functional as F
-
-        rows = 8
-        cols = 32
-
-
-        class Model(nn.Module):
-            def __init__(self, cols):
-                super().__init__()
-                {init}
-
-            def forward(self, x, t):
-                return {forward}
-
-
-        def get_inputs():
-            return {inputs}
-
-
-        def get_init_inputs():
-            return [cols]
-        """))
-    return path
-
-
-def analysis_of(path: Path) -> Analysis:
-    task = load_task(path)
-    return analyze_in_process(str(task.path), task.meta.to_dict())
+    """A task of (x, t) over globals rows and cols (the jobs shrink them; `init` gets cols): `return forward`."""
+    return expert_tasks.write_task(folder, name, forward, inputs, init, args="x, t")
 
 
 def pattern_of(tmp_path: Path, forward: str, **kwargs: str) -> Pattern:

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from expert_tasks import analysis_of
 
 from kernelwright.evaluate.checks import check_candidate
-from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import (
-    Analysis,
     Input,
     PatchEmbed,
     Unsupported,
@@ -28,11 +27,6 @@ from kernelwright.task import load_task
 BUILTIN = Path(__file__).parent.parent / "src" / "kernelwright" / "suites" / "builtin"
 VIT = BUILTIN / "fused_vit_b16_patch_embed.py"
 TEMPLATES = {t.name: t for t in all_templates()}
-
-
-def analysis_of(path: Path, dtype: str | None = None) -> Analysis:
-    task = load_task(path)
-    return analyze_in_process(str(task.path), task.meta.to_dict() | ({"dtype": dtype} if dtype else {}))
 
 
 def write_task(folder: Path, name: str, init: str, forward: str, inputs: str = "torch.randn(b, 3, h, w)") -> Path:

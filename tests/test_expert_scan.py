@@ -7,16 +7,15 @@ fresh process), the C++ ones here.
 from __future__ import annotations
 
 import itertools
-import textwrap
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from expert_tasks import analysis_of, write_task
 from interpreted_evaluation import quick_evaluator, small_suite_copy
 
 from kernelwright.evaluate.checks import check_candidate
-from kernelwright.generate.expert.analysis import analyze_in_process
 from kernelwright.generate.expert.patterns import (
     Analysis,
     Call,
@@ -42,42 +41,6 @@ ROOT = Path(__file__).parent.parent
 BUILTIN = ROOT / "src" / "kernelwright" / "suites" / "builtin"
 X = Input(0)
 TEMPLATES = {t.name: t for t in triton_scan.TEMPLATES + cpu_scan.TEMPLATES}
-
-
-def write_task(folder: Path, name: str, forward: str, inputs: str, init: str = "pass", args: str = "x") -> Path:
-    """A KernelBench task over globals rows and cols (the jobs shrink them; `init` gets cols): `return forward`."""
-    path = folder / f"{name}.py"
-    path.write_text(textwrap.dedent(f"""\
-        import torch
-        import torch.nn as nn
-        import torch.nn.functional as F
-
-        rows = 8
-        cols = 32
-
-
-        class Model(nn.Module):
-            def __init__(self, cols):
-                super().__init__()
-                {init}
-
-            def forward(self, {args}):
-                return {forward}
-
-
-        def get_inputs():
-            return {inputs}
-
-
-        def get_init_inputs():
-            return [cols]
-        """))
-    return path
-
-
-def analysis_of(path: Path) -> Analysis:
-    task = load_task(path)
-    return analyze_in_process(str(task.path), task.meta.to_dict())
 
 
 def pattern_of(tmp_path: Path, forward: str, inputs: str = "[torch.randn(rows, cols)]", **kwargs: str) -> Pattern:
