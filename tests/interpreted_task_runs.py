@@ -77,6 +77,20 @@ def run_job(job: dict[str, Any], templates: dict[str, Any]) -> None:
         torch.testing.assert_close(mine, theirs, rtol=tolerance, atol=tolerance * scale, equal_nan=True, msg=where)
 
 
+def cpu_job_failures(jobs: list[dict[str, Any]]) -> list[str]:
+    """Each of the jobs (C++ candidates: no interpreter needed) run here; what failed, one line each."""
+    from kernelwright.generate.expert.templates import all_templates
+
+    templates = {t.name: t for t in all_templates()}
+    failures = []
+    for job in jobs:
+        try:
+            run_job(job, templates)
+        except Exception as e:  # noqa: BLE001  (every job runs; the test lists all that failed)
+            failures.append(f"{job['task']} {job['params']} {job['globals']}: {e}")
+    return failures
+
+
 def _main() -> None:
     assert os.environ.get("TRITON_INTERPRET") == "1"
     from kernelwright.generate.expert.templates import all_templates

@@ -198,16 +198,10 @@ def test_corners_compute_the_task_s_reference_under_the_interpreter(outcomes, na
 
 
 def test_cpu_corners_compute_the_task_s_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from interpreted_task_runs import run_job
+    from interpreted_task_runs import cpu_job_failures
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))  # the compiled libraries: this test's own
-    templates = {t.name: t for t in all_templates()}
-    failures = []
-    for job in [job for its in jobs(tmp_path, "cpu").values() for job in its]:
-        try:
-            run_job(job, templates)
-        except Exception as e:
-            failures.append(f"{job['task']} {job['params']} {job['globals']}: {e}")
+    failures = cpu_job_failures([job for its in jobs(tmp_path, "cpu").values() for job in its])
     assert not failures, "\n".join(failures)
 
 
