@@ -260,11 +260,9 @@ def test_candidates_launch_only_kernels_and_render_a_source_per_point() -> None:
 
 @pytest.mark.parametrize("name", ["reduce_sum_tokens", "norm_groupnorm"])
 def test_the_suite_s_kernels_compile_for_sm90(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    import importlib.util
-
     pytest.importorskip("triton")
     import torch
-    from sm90_launches import compile_for_sm90, record_launches
+    from sm90_launches import compile_for_sm90, launches_of, load_module
 
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
     try:
@@ -273,21 +271,13 @@ def test_the_suite_s_kernels_compile_for_sm90(tmp_path: Path, monkeypatch: pytes
         pytest.skip("this Triton has no NVIDIA backend")
     analysis = suite(name)
     template = template_for(analysis)
-    spec = importlib.util.spec_from_file_location(f"kw_task_{name}", BUILTIN / f"{name}.py")
-    task = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(task)
+    task = load_module(BUILTIN / f"{name}.py")
+    kernels = ("kw_column", "kw_column_combine", "kw_gn_stats", "kw_gn_apply")
     compiled = []
     points = corners(template, analysis)
     for params in (points[0], points[-1]):  # the first and last value of every parameter
         for dtype in (torch.float32, torch.bfloat16):
-            path = tmp_path / f"candidate_{len(compiled)}.py"
-            path.write_text(template.render(analysis, params))
-            spec = importlib.util.spec_from_file_location(f"kw_sm90_{name}_{len(compiled)}", path)
-            candidate = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(candidate)
-            launches = record_launches(candidate, ("kw_column", "kw_column_combine", "kw_gn_stats", "kw_gn_apply"))
-            with torch.device("meta"):
-                candidate.ModelNew(*task.get_init_inputs()).to(dtype)(*[x.to(dtype) for x in task.get_inputs()])
+            launches = launches_of(template.render(analysis, params), task, kernels, dtype, tmp_path)
             compiled += [(launch[0].__name__, compile_for_sm90(launch).metadata.shared) for launch in launches]
     kernels = {kernel for kernel, _ in compiled}
     assert kernels == ({"kw_column", "kw_column_combine"} if name == "reduce_sum_tokens" else

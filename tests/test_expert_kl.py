@@ -231,33 +231,17 @@ def test_candidates_launch_only_kernels_and_render_a_source_per_point() -> None:
 # both kernels are compiled for an H100 too, to PTX and through ptxas, without one.
 
 def compile_for_h100(source: str, dtype: str) -> list[str]:
-    """Compile every kernel the candidate launches for sm_90; their names."""
-    import importlib.util
+    """Compile for sm_90 every kernel launch the candidate makes for the suite's task at its main shapes (read
+    on the meta device); the kernels' names."""
     import tempfile
 
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    import torch
+    from sm90_launches import compile_for_sm90, launches_of, load_module
 
-    path = Path(tempfile.mkdtemp(prefix="kw-kl-")) / "candidate.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"kw_kl_{path.parent.name.replace('-', '_')}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    pointer = {"float32": "*fp32", "bfloat16": "*bf16"}[dtype]
-    compiled = []
-    for name in ("kw_kl_rows", "kw_kl_total"):
-        kernel = getattr(module, name)
-        signature, constants = {}, {}
-        for param in kernel.params:  # sizes are i32, the row losses fp32, every other tensor the task's dtype
-            if param.is_constexpr:
-                signature[param.name], constants[param.name] = "constexpr", 256
-            else:
-                signature[param.name] = {"rows": "i32", "cols": "i32", "count": "i32", "loss": "*fp32"}.get(
-                    param.name, pointer)
-        triton.compile(ASTSource(kernel, signature, constants), target=GPUTarget("cuda", 90, 32))
-        compiled.append(name)
-    return compiled
+    task = load_module(BUILTIN / "loss_kl_distill.py")
+    folder = Path(tempfile.mkdtemp(prefix="kw-kl-"))
+    launches = launches_of(source, task, ("kw_kl_rows", "kw_kl_total"), getattr(torch, dtype), folder)
+    return [launch[0].__name__ for launch in launches if compile_for_sm90(launch)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -270,7 +254,7 @@ def test_the_kernels_compile_for_an_h100(tmp_path: Path, monkeypatch: pytest.Mon
     analysis = Analysis(replace(analysis.pattern, dtype=dtype), analysis.forward_args, analysis.init_source,
                         analysis.imports)
     template = template_for(analysis)
-    # The tile sizes are launch arguments (compiled here at 256 columns); the strategy is source.
+    # Each strategy at the defaults, compiled as the task's main shapes launch it.
     for strategy in template.space(analysis)["strategy"]:
         params = defaults(template, analysis) | {"strategy": strategy}
         assert compile_for_h100(template.render(analysis, params), dtype) == ["kw_kl_rows", "kw_kl_total"]

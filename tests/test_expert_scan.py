@@ -255,35 +255,18 @@ def test_candidates_launch_only_kernels_and_render_a_source_per_point() -> None:
 # changes type, say); Triton compiles for an H100 without one, so each kernel the candidates launch is
 # compiled here too, to PTX and through ptxas.
 
-def compile_for_h100(source: str, dtype: str) -> list[str]:
-    """Compile every kernel the candidate launches for sm_90; their names."""
-    import importlib.util
+def compile_for_h100(source: str, name: str, dtype: str) -> list[str]:
+    """Compile for sm_90 every kernel launch the candidate makes for the suite task `name` at its main shapes
+    (read on the meta device); the kernels' names."""
     import tempfile
 
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    import torch
+    from sm90_launches import compile_for_sm90, launches_of, load_module
 
-    path = Path(tempfile.mkdtemp(prefix="kw-scan-")) / "candidate.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"kw_scan_{path.parent.name.replace('-', '_')}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    pointer = {"float32": "*fp32", "bfloat16": "*bf16"}[dtype]
-    compiled = []
-    for name in ("kw_scan", "kw_ce_rows", "kw_ce_total"):
-        kernel = getattr(module, name, None)
-        if kernel is None:
-            continue
-        signature, constants = {}, {}
-        for param in kernel.params:  # sizes are i32, targets int64, every other tensor the task's dtype
-            if param.is_constexpr:
-                signature[param.name], constants[param.name] = "constexpr", {"ROWS": 4}.get(param.name, 256)
-            else:
-                signature[param.name] = {"rows": "i32", "cols": "i32", "targets": "*i64"}.get(param.name, pointer)
-        triton.compile(ASTSource(kernel, signature, constants), target=GPUTarget("cuda", 90, 32))
-        compiled.append(name)
-    return compiled
+    task = load_module(BUILTIN / f"{name}.py")
+    folder = Path(tempfile.mkdtemp(prefix="kw-scan-"))
+    launches = launches_of(source, task, ("kw_scan", "kw_ce_rows", "kw_ce_total"), getattr(torch, dtype), folder)
+    return [launch[0].__name__ for launch in launches if compile_for_sm90(launch)]
 
 
 @pytest.mark.parametrize(("name", "dtype"), [
@@ -300,11 +283,11 @@ def test_the_kernels_compile_for_an_h100(tmp_path: Path, monkeypatch: pytest.Mon
     analysis = Analysis(replace(analysis.pattern, dtype=dtype), analysis.forward_args, analysis.init_source,
                         analysis.imports)
     template = template_for(analysis)
-    # The tile sizes are launch arguments (compiled here at 256 columns); the strategy is source.
+    # Each strategy at the defaults, compiled as the task's main shapes launch it.
     for strategy in template.space(analysis).get("strategy", [None]):
         params = defaults(template, analysis) | ({"strategy": strategy} if strategy else {})
         expected = ["kw_ce_rows", "kw_ce_total"] if template.name == "triton.cross_entropy" else ["kw_scan"]
-        assert compile_for_h100(template.render(analysis, params), dtype) == expected
+        assert compile_for_h100(template.render(analysis, params), name, dtype) == expected
 
 
 # -- through the evaluator ------------------------------------------------------------------------------
