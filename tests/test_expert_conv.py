@@ -15,12 +15,9 @@ list of outcomes).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import textwrap
-import traceback
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -28,6 +25,7 @@ from typing import Any
 
 import expert_tasks
 import pytest
+from child_jobs import run_child, serve
 
 from kernelwright.generate.expert.patterns import Analysis, Call, Const, Conv, Input, Unsupported, Value, Weight
 from kernelwright.generate.expert.templates import all_templates, defaults, triton_conv
@@ -172,18 +170,6 @@ def jobs() -> tuple[dict[str, Any], ...]:
     return tuple(found)
 
 
-def run_child(mode: str, batch: list[dict[str, Any]], timeout: float = 600) -> Any:
-    env = dict(os.environ)
-    env.pop("TRITON_INTERPRET", None)
-    if mode == "interpret":
-        env["TRITON_INTERPRET"] = "1"
-    done = subprocess.run([sys.executable, __file__, mode], input=json.dumps(batch), capture_output=True, text=True,
-                          env=env, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the {mode} process failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
-
-
 # -- the analysis ---------------------------------------------------------------------------------------
 
 def suite(name: str) -> Conv:
@@ -309,7 +295,7 @@ def outcomes() -> dict[str, list[str | None]]:
     pytest.importorskip("triton")
     batch = list(jobs())
     found: dict[str, list[str | None]] = {}
-    for job, outcome in zip(batch, run_child("interpret", batch)):
+    for job, outcome in zip(batch, run_child(__file__, "interpret", batch)):
         found.setdefault(f"{job['case']}-{job['dtype']}", []).append(outcome)
     return found
 
@@ -329,7 +315,7 @@ H100_SMEM = 232448  # bytes of shared memory one block may use on sm_90
 def test_the_suite_s_kernels_compile_for_sm90_and_pipeline_their_loads() -> None:
     pytest.importorskip("triton")
     names = ("conv_resnet50_3x3", "conv_pointwise_1x1", "conv_depthwise_mobilenetv2", "conv_bn_relu_stem")
-    results = run_child("compile", [{"path": str(BUILTIN / f"{name}.py")} for name in names])
+    results = run_child(__file__, "compile", [{"path": str(BUILTIN / f"{name}.py")} for name in names])
     if results == "unavailable":
         pytest.skip("this Triton cannot compile for sm_90 here (no NVIDIA backend or ptxas)")
     for name, kernels in zip(names, results):
@@ -403,22 +389,5 @@ def _compile(job: dict[str, Any]) -> list[tuple[str, int, bool]]:
     return found
 
 
-def _child(mode: str) -> None:
-    batch = json.load(sys.stdin)
-    if mode == "compile":
-        try:
-            from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
-        except ImportError:
-            print(json.dumps("unavailable"))
-            return
-    outcomes: list[Any] = []
-    for job in batch:
-        try:
-            outcomes.append(_compile(job) if mode == "compile" else _interpret(job))
-        except Exception:
-            outcomes.append(f"{job}\n{traceback.format_exc(limit=-4)}")
-    print(json.dumps(outcomes))
-
-
 if __name__ == "__main__":
-    _child(sys.argv[1])
+    serve(sys.argv[1], {"compile": _compile, "interpret": _interpret})

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 import textwrap
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from child_jobs import run_child, serve
 from interpreted_evaluation import quick_evaluator
 
 from kernelwright.generate.expert.patterns import (
@@ -186,18 +184,6 @@ def jobs() -> list[dict[str, Any]]:
     return found
 
 
-def run_child(mode: str, batch: list[dict[str, Any]], timeout: float = 600) -> list[Any]:
-    env = dict(os.environ)
-    env.pop("TRITON_INTERPRET", None)
-    if mode == "interpret":
-        env["TRITON_INTERPRET"] = "1"
-    done = subprocess.run([sys.executable, __file__, mode], input=json.dumps(batch), capture_output=True, text=True,
-                          env=env, timeout=timeout, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the {mode} process failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.splitlines()[-1])
-
-
 # -- under the interpreter -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -206,7 +192,7 @@ def outcomes() -> dict[str, list[str | None]]:
     pytest.importorskip("triton")
     batch = jobs()
     found: dict[str, list[str | None]] = {}
-    for job, outcome in zip(batch, run_child("interpret", batch)):
+    for job, outcome in zip(batch, run_child(__file__, "interpret", batch)):
         found.setdefault(f"{job['case']}-{job['dtype']}", []).append(outcome)
     return found
 
@@ -304,7 +290,7 @@ COMPILED = [  # (case, dtype, (z, m, n, k), template): main shapes, divisible by
 def test_kernels_compile_for_sm90_and_the_gemm_pipelines_its_loads() -> None:
     pytest.importorskip("triton")
     batch = [{"case": c, "dtype": d, "dims": dims, "template": t} for c, d, dims, t in COMPILED]
-    results = run_child("compile", batch)
+    results = run_child(__file__, "compile", batch)
     if results == "unavailable":
         pytest.skip("this Triton cannot compile for sm_90 here (no NVIDIA backend or ptxas)")
     for job, kernels in zip(batch, results):
@@ -398,22 +384,5 @@ def _compile(job: dict[str, Any]) -> list[tuple[str, int, bool]]:
     return found
 
 
-def _child(mode: str) -> None:
-    batch = json.load(sys.stdin)
-    if mode == "compile":
-        try:
-            from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
-        except ImportError:
-            print(json.dumps("unavailable"))
-            return
-    outcomes: list[Any] = []
-    for job in batch:
-        try:
-            outcomes.append(_compile(job) if mode == "compile" else _interpret(job))
-        except Exception:
-            outcomes.append(f"{job}\n{traceback.format_exc(limit=-4)}")
-    print(json.dumps(outcomes))
-
-
 if __name__ == "__main__":
-    _child(sys.argv[1])
+    serve(sys.argv[1], {"compile": _compile, "interpret": _interpret})
