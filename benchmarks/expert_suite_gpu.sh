@@ -6,7 +6,9 @@
 #
 # STATE_DIR holds the bench's store, its cache (baselines, ceilings, tuning) and its reports; bring it
 # back into the next call's tree (the device tool returns files, not folders: tar it whole, the SQLite
-# -wal file included) and the same command continues where the last stopped. BUDGET is candidates per
+# -wal file included) and the same command continues where the last stopped. Unpack it into an empty
+# folder (remove the old state first): a -wal left there from an earlier state would be replayed over the
+# newer database, whose own was checkpointed away when the bench closed it. BUDGET is candidates per
 # task (default 4); TASKS an optional --tasks filter (default: the whole suite). With several GPUs the
 # tasks run side by side, one lane per GPU. The bench gets Ctrl-C (SIGINT, to its whole process group)
 # after BENCH_SECONDS (default 420) and SIGKILL 70 s later if it has not stopped (the bench gives

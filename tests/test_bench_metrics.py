@@ -101,7 +101,20 @@ def test_suite_metrics_by_hand() -> None:
                                        "device_s": 12.0})
 
 
+def test_memory_bound_tasks_are_counted_against_their_floor() -> None:
+    tasks = [
+        task("at", {"passed": 1}, {"eager": 1.0}, sol_fraction=0.85, sol_bound="memory"),  # at the target counts
+        task("below", {"passed": 1}, {"eager": 1.0}, sol_fraction=0.6, sol_bound="memory"),
+        task("compute", {"passed": 1}, {"eager": 1.0}, sol_fraction=0.95, sol_bound="compute"),
+        task("none_passed", {"incorrect": 2}),  # no kernel: no floor to compare with
+    ]
+    m = metrics.suite_metrics(tasks, ["eager"])["memory_bound"]
+    assert m["tasks"] == 2 and m["sol_target"] == metrics.MEMORY_SOL_TARGET == 0.85
+    assert m["mean_sol_fraction"] == pytest.approx(0.725) and m["at_sol_target"] == pytest.approx(0.5)
+
+
 def test_suite_metrics_of_nothing_are_none_not_errors() -> None:
     m = metrics.suite_metrics([], ["eager"])
     assert m["correctness_rate"] is None and m["fast_p"]["eager"]["1"] is None and m["pass_at_k"]["1"] is None
     assert m["geomean_speedup"]["eager"] is None and m["mean_sol_fraction"] is None
+    assert m["memory_bound"]["tasks"] == 0 and m["memory_bound"]["at_sol_target"] is None

@@ -23,6 +23,9 @@ PASSED = "passed"
 # Statuses of candidates that never reached the compiler: they say nothing about compiling.
 NOT_COMPILED = frozenset({"static_rejected"})
 COMPILE_FAILED = frozenset({"compile_error"})
+# A memory-bound kernel at this fraction of its speed of light has little left to gain: the share of
+# memory-bound tasks at or above it is reported.
+MEMORY_SOL_TARGET = 0.85
 
 
 class TaskNumbers(Protocol):
@@ -33,6 +36,7 @@ class TaskNumbers(Protocol):
     answer_speedup: Mapping[str, float]  # the run's answer over each baseline (>= 1 by construction)
     baselines_ms: Mapping[str, float]  # eager, compile medians
     sol_fraction: float | None  # fastest passed candidate's fraction of speed of light
+    sol_bound: str | None  # "memory" or "compute": the larger term of that candidate's floor
     variant_passed: int  # candidates that passed every shape variant
     variant_reached: int  # candidates correct on the task's own shapes (so tried on its variants)
     tokens: int
@@ -115,6 +119,7 @@ def suite_metrics(tasks: Sequence[TaskNumbers], baselines: Sequence[str]) -> dic
     correct = [t for t in scored if t.counts.get(PASSED, 0) > 0]
     eager_vs_compile = [t.baselines_ms["eager"] / t.baselines_ms["compile"] for t in scored
                         if t.baselines_ms.get("eager") and t.baselines_ms.get("compile")]
+    memory = [t.sol_fraction for t in correct if t.sol_bound == "memory" and t.sol_fraction is not None]
     return {
         "tasks": len(tasks),
         "scored_tasks": len(scored),
@@ -129,6 +134,9 @@ def suite_metrics(tasks: Sequence[TaskNumbers], baselines: Sequence[str]) -> dic
         "geomean_answer_speedup": {b: geomean(t.answer_speedup[b] for t in scored if b in t.answer_speedup)
                                    for b in baselines},
         "mean_sol_fraction": mean(t.sol_fraction for t in correct if t.sol_fraction is not None),
+        # Verified tasks whose fastest kernel is memory-bound: how close those come to the memory floor.
+        "memory_bound": {"tasks": len(memory), "mean_sol_fraction": mean(memory), "sol_target": MEMORY_SOL_TARGET,
+                         "at_sol_target": ratio(sum(f >= MEMORY_SOL_TARGET for f in memory), len(memory))},
         "variant_pass_rate": ratio(sum(t.variant_passed for t in scored), sum(t.variant_reached for t in scored)),
         # torch.compile's own fast_1 against eager: how much room the suite leaves a compiler.
         "compile_over_eager": {"fast_1": fast_p(eager_vs_compile, 1.0), "geomean": geomean(eager_vs_compile)},

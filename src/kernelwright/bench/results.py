@@ -50,6 +50,7 @@ class TaskResult:
     baselines_ms: dict[str, float] = field(default_factory=dict)
     speedup: dict[str, float] = field(default_factory=dict)  # its speedup per baseline
     sol_fraction: float | None = None
+    sol_bound: str | None = None  # "memory" or "compute": the larger term of its floor
     answer: str | None = None  # the run's answer: "candidate", "eager" or "compile"
     answer_ms: float | None = None
     answer_speedup: dict[str, float] = field(default_factory=dict)
@@ -176,7 +177,8 @@ def _fill_from_run(store: Store, record: RunRecord, task: TaskResult) -> None:
         verdict = best.verdict
         task.best, task.time_ms = best.name, verdict["time"]["median_ms"]
         task.speedup = dict(verdict.get("speedup") or {})
-        task.sol_fraction = (verdict.get("speed_of_light") or {}).get("fraction")
+        light = verdict.get("speed_of_light") or {}
+        task.sol_fraction, task.sol_bound = light.get("fraction"), light.get("bound")
         task.baselines_ms = {name: t["median_ms"] for name, t in (verdict.get("baselines") or {}).items()}
     if task.variants is None and best is not None:
         task.variants = (best.verdict.get("correctness") or {}).get("variants", 1) - 1

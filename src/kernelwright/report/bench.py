@@ -51,6 +51,13 @@ def metric_rows(result: BenchResult) -> list[MetricRow]:
         rows.append(MetricRow(f"geomean speedup of the answer vs {label} (all tasks)", "speedup",
                               m["geomean_answer_speedup"][baseline]))
     rows.append(MetricRow("mean fraction of speed of light (verified tasks)", "percent", m["mean_sol_fraction"]))
+    memory = m["memory_bound"]
+    rows += [
+        MetricRow("memory-bound verified tasks", "count", memory["tasks"]),
+        MetricRow("mean fraction of speed of light (memory-bound tasks)", "percent", memory["mean_sol_fraction"]),
+        MetricRow(f"memory-bound tasks at {memory['sol_target']:.0%} of speed of light or more", "percent",
+                  memory["at_sol_target"]),
+    ]
     if "compile" in result.baselines:
         rows.append(MetricRow("torch.compile's own fast_1 over eager", "percent", m["compile_over_eager"]["fast_1"]))
         rows.append(MetricRow("torch.compile's geomean speedup over eager", "speedup",
