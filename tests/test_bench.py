@@ -486,6 +486,9 @@ def test_a_bench_in_two_lanes_runs_tasks_side_by_side_and_ctrl_c_stops_and_conti
     out_text, err = process.communicate(timeout=180)
     assert process.returncode == 130, out_text + err
     assert "interrupted; everything so far is in" in err and "Traceback" not in err
+    # What the bench waits for after Ctrl-C, and how long each lane took to stop, are said.
+    assert "Ctrl-C: 2 lane(s) recording their runs" in out_text, out_text
+    assert re.search(r"lane 0 stopped after [\d.]+ s", out_text) and re.search(r"lane 1 stopped after", out_text)
     assert json.loads((out / "bench.json").read_text())["status"] == "interrupted"
 
     process = kernelwright(cache_root, *args)

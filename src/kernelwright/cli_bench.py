@@ -172,6 +172,12 @@ class _BenchProgress:
         self.active.pop(index, None)
         self._print(f"[{index + 1}/{total}] {result.key}: {_task_line(result)}")
 
+    def stopping(self, lanes: int, grace_s: float) -> None:
+        self._print(f"Ctrl-C: {lanes} lane(s) recording their runs (killed after {grace_s:.0f} s) ...")
+
+    def lane_stopped(self, lane: int, seconds: float, killed: bool) -> None:
+        self._print(f"lane {lane} {'killed' if killed else 'stopped'} after {seconds:.1f} s")
+
     def render(self) -> Text:
         lines = []
         for position, key, run in self.active.values():

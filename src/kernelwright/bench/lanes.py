@@ -86,18 +86,28 @@ def run_lanes(lanes: list[Lane], pending: list[BenchTaskRecord], total: int, pro
     try:
         _follow(processes, events, rows, total, progress, finished)
     except KeyboardInterrupt:
-        for process in processes:
-            if process.is_alive() and process.pid:
+        alive = [p for p in processes if p.is_alive()]
+        progress.stopping(len(alive), INTERRUPT_GRACE_S)
+        for process in alive:
+            if process.pid:
                 os.kill(process.pid, signal.SIGINT)
         # Events are still read while the lanes stop: a process exits only once what it queued is in the pipe.
-        deadline = time.monotonic() + INTERRUPT_GRACE_S
-        while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+        start = time.monotonic()
+        stopped = {p.name: None for p in alive}
+        while any(p.is_alive() for p in alive) and time.monotonic() < start + INTERRUPT_GRACE_S:
             with contextlib.suppress(queue.Empty):
                 events.get(timeout=EVENT_WAIT_S)
-        for process in processes:
-            if process.is_alive():
+            for process in alive:
+                if not process.is_alive() and stopped[process.name] is None:
+                    stopped[process.name] = time.monotonic() - start
+        for process in alive:
+            killed = process.is_alive()
+            if killed:
                 process.kill()
             process.join()
+            seconds = stopped[process.name]
+            progress.lane_stopped(int(process.name.rsplit("-", 1)[1]),
+                                  time.monotonic() - start if seconds is None else seconds, killed)
         raise
 
 

@@ -48,6 +48,10 @@ class BenchProgress(Protocol):
 
     def task_finished(self, index: int, total: int, result: TaskResult) -> None: ...
 
+    def stopping(self, lanes: int, grace_s: float) -> None: ...
+
+    def lane_stopped(self, lane: int, seconds: float, killed: bool) -> None: ...
+
 
 class Unwatched:
     """No one watches: every event is dropped."""
@@ -68,4 +72,10 @@ class Unwatched:
         pass
 
     def task_finished(self, index: int, total: int, result: TaskResult) -> None:
+        pass
+
+    def stopping(self, lanes: int, grace_s: float) -> None:
+        pass
+
+    def lane_stopped(self, lane: int, seconds: float, killed: bool) -> None:
         pass
