@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -55,6 +56,14 @@ def _defined(kernel: str, lines: list[str]) -> set[str]:
     return {name for name in names if name.startswith("kw_")}
 
 
+def _renamer(names: set[str], prefix: str) -> Callable[[str], str]:
+    """Text -> the same text with each whole-word `kw_NAME` of `names` (not an attribute) as `prefixNAME`."""
+    if not names:
+        return lambda text: text
+    word = re.compile(r"(?<![\w.])(" + "|".join(sorted(names)) + r")\b")
+    return lambda text: word.sub(lambda m: prefix + m[1].removeprefix("kw_"), text)
+
+
 def _prefix(i: int) -> str:
     return f"s{i + 1}_"
 
@@ -84,9 +93,9 @@ class ChainTemplate:
                 (kernel, lines), widen = norm_parts(stage, own), False
                 norms = True
             # Each stage's kernels and forward names its own: kw_gemm -> kw0_gemm, kw_out -> kw0_out.
-            own = re.compile(r"(?<![\w.])(" + "|".join(sorted(_defined(kernel, lines) - set(stage.forward_args))) + r")\b")
-            kernels.append(own.sub(lambda m: f"kw{i}_" + m[1].removeprefix("kw_"), kernel))
-            forward += [own.sub(lambda m: f"kw{i}_" + m[1].removeprefix("kw_"), line) for line in lines]
+            rename = _renamer(_defined(kernel, lines) - set(stage.forward_args), f"kw{i}_")
+            kernels.append(rename(kernel))
+            forward += [rename(line) for line in lines]
             widen_any |= widen
         last = len(analysis.pattern.stages) - 1
         what = " then ".join("matrix product" if isinstance(s, Matmul) else f"{s.kind} norm"
