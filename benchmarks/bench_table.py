@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from kernelwright.bench.results import TaskResult, load_results
+from kernelwright.report.run import format_percent
 
 
 def _num(value: float | None, digits: int = 2, scale: float = 1.0) -> str:
     return "" if value is None else f"{value * scale:.{digits}f}"
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def task_row(t: TaskResult) -> str:
@@ -50,7 +47,7 @@ def metric_lines(m: dict[str, Any]) -> list[str]:
         f"{m['geomean_answer_speedup']['compile']:.2f}x torch.compile",
         f"- mean fraction of speed of light (verified kernels): {m['mean_sol_fraction']:.1%}",
         f"- memory-bound verified tasks: {m['memory_bound']['tasks']}, at {m['memory_bound']['sol_target']:.0%} of "
-        f"speed of light or more: {_share(m['memory_bound']['at_sol_target'])}",
+        f"speed of light or more: {format_percent(m['memory_bound']['at_sol_target'])}",
         f"- torch.compile over eager: fast_1 {m['compile_over_eager']['fast_1']:.1%}, geomean "
         f"{m['compile_over_eager']['geomean']:.2f}x",
         f"- cost: {m['cost']['tokens']} tokens, ${m['cost']['cost_usd']:.2f}; task wall time summed "
