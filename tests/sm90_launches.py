@@ -71,7 +71,8 @@ def compile_for_sm90(launch: Launch) -> Any:
 
     kernel, args, kwargs = launch
     kwargs = dict(kwargs)
-    options = {key: kwargs.pop(key) for key in ("num_warps", "num_stages") if key in kwargs}
+    options = {key: kwargs.pop(key) for key in ("num_warps", "num_stages", "maxnreg", "launch_cooperative_grid")
+               if key in kwargs}
     types = {torch.float32: "*fp32", torch.bfloat16: "*bf16", torch.float16: "*fp16", torch.int64: "*i64",
              torch.int32: "*i32"}
     signature, constants, attrs = {}, dict(kwargs), {}

@@ -111,7 +111,9 @@ def test_other_reductions_and_group_norms_are_refused_in_one_line(tmp_path: Path
 # -- templates ---------------------------------------------------------------------------------------
 
 def template_for(analysis: Analysis, backend: str = "triton") -> Any:
-    [template] = [t for t in all_templates() if t.backend == backend and t.matches(analysis)]
+    """The one of this module's templates that writes the analysis (the suite's group norm, with rows this
+    long, is also triton.norm_cooperative's: test_expert_cooperative.py)."""
+    [template] = [t for t in TEMPLATES.values() if t.backend == backend and t.matches(analysis)]
     return template
 
 

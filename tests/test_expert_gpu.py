@@ -42,3 +42,38 @@ def test_the_first_draft_passes(evaluator, name: str) -> None:
     (draft,) = ExpertGenerator("triton").propose(task, Context("draft", seed=0))
     verdict = evaluator.evaluate(task, draft)
     assert verdict.status is Status.PASSED, f"{draft.name}: {verdict.reason}"
+
+
+# Long rows: the second draft is triton.norm_cooperative, whose programs wait on each other (only a GPU runs
+# them side by side; under the interpreter each row has one program).
+@pytest.mark.parametrize("name", ["norm_instancenorm", "norm_groupnorm"])
+def test_the_cooperative_norm_passes(evaluator, name: str) -> None:
+    task = load_task(BUILTIN / f"{name}.py")
+    (draft,) = ExpertGenerator("triton").propose(task, Context("draft", seed=0, ordinal=1))
+    assert draft.metadata["template"] == "triton.norm_cooperative"
+    verdict = evaluator.evaluate(task, draft)
+    assert verdict.status is Status.PASSED, f"{draft.name}: {verdict.reason}"
+
+
+@pytest.mark.parametrize(("forward", "init", "args", "inputs"), [
+    # Rows of 5 chunks (the last partial) with a weight, a bias and an epilogue; RMS norm of a residual sum.
+    ("torch.relu(self.norm(x)) * 0.5",
+     "self.norm = nn.LayerNorm(c); nn.init.uniform_(self.norm.weight, 0.5, 1.5); nn.init.normal_(self.norm.bias)",
+     "x", "[torch.randn(rows, cols) * 3.0 + 2.0]"),
+    ("self.norm(x + y)", "self.norm = nn.RMSNorm(c, eps=1e-6); nn.init.uniform_(self.norm.weight, 0.5, 1.5)",
+     "x, y", "[torch.randn(rows, cols), torch.randn(rows, cols)]"),
+])
+def test_the_cooperative_layer_and_rms_norms_pass(evaluator, tmp_path: Path, forward: str, init: str, args: str,
+                                                   inputs: str) -> None:
+    from expert_tasks import analysis_of, write_task
+
+    from kernelwright.candidate import Candidate
+    from kernelwright.generate.expert.templates import all_templates, defaults
+
+    path = write_task(tmp_path, "long_rows", forward, inputs, init, args, header="rows = 300\ncols = 20000",
+                      init_params="c")
+    [template] = [t for t in all_templates() if t.name == "triton.norm_cooperative"]
+    analysis = analysis_of(path)
+    source = template.render(analysis, defaults(template, analysis))
+    verdict = evaluator.evaluate(load_task(path), Candidate(source, "cooperative-long-rows"))
+    assert verdict.status is Status.PASSED, f"{verdict.reason}\n{source}"

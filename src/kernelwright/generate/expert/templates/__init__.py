@@ -40,7 +40,7 @@ def all_templates() -> list[Template]:
     from kernelwright.generate.expert.templates import triton_conv
     from kernelwright.generate.expert.templates import cpu_kl, triton_kl
     from kernelwright.generate.expert.templates import cpu_column_reduce, cpu_group_norm, triton_column_reduce
-    from kernelwright.generate.expert.templates import triton_group_norm
+    from kernelwright.generate.expert.templates import triton_cooperative, triton_group_norm
     from kernelwright.generate.expert.templates import triton_projections, triton_rotary
     from kernelwright.generate.expert.templates import triton_patch_embed
     from kernelwright.generate.expert.templates import triton_chain
@@ -48,7 +48,7 @@ def all_templates() -> list[Template]:
     return [*triton.TEMPLATES, *triton_gemm.TEMPLATES, *triton_scan.TEMPLATES, *triton_attention.TEMPLATES,
             *triton_conv.TEMPLATES, *cpu.TEMPLATES, *cpu_scan.TEMPLATES,
             *triton_kl.TEMPLATES, *cpu_kl.TEMPLATES,
-            *triton_column_reduce.TEMPLATES, *triton_group_norm.TEMPLATES, *cpu_column_reduce.TEMPLATES,
+            *triton_column_reduce.TEMPLATES, *triton_group_norm.TEMPLATES, *triton_cooperative.TEMPLATES, *cpu_column_reduce.TEMPLATES,
             *cpu_group_norm.TEMPLATES, *triton_projections.TEMPLATES, *triton_rotary.TEMPLATES,
             *triton_patch_embed.TEMPLATES, *triton_chain.TEMPLATES]
 

@@ -1,0 +1,174 @@
+"""triton.norm_cooperative: norms over long rows, K programs per row holding their chunks in registers.
+
+What it matches (long rows only; the forms its kernel writes); its candidates against the tasks' references
+under the CPU interpreter, where each row gets one program (a program cannot wait there for a later one);
+every point's source passes the static checks; and the launches a GPU makes, K programs per row in chunks
+of CHUNK, compiled for sm_90. The programs waiting on each other run on the GPU only (test_expert_gpu.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+from expert_tasks import analysis_of, write_task
+
+from kernelwright.evaluate.checks import check_candidate
+from kernelwright.generate.expert.patterns import (
+    Analysis,
+    Call,
+    Input,
+    Norm,
+    Value,
+    Weight,
+)
+from kernelwright.generate.expert.templates import all_templates, defaults
+from kernelwright.generate.expert.templates.triton_cooperative import MIN_COLS
+
+ROOT = Path(__file__).parent.parent
+BUILTIN = ROOT / "src" / "kernelwright" / "suites" / "builtin"
+[TEMPLATE] = [t for t in all_templates() if t.name == "triton.norm_cooperative"]
+X = Input(0)
+# Main shapes with rows long enough to match; the jobs run at small shapes (LONG's globals overridden).
+LONG = "rows = 4\ncols = 16384\nchannels = 8"
+
+
+def norm(**changes: Any) -> Analysis:
+    fields = {"kind": "layer", "prologue": X, "shape": (4, MIN_COLS), "dtype": "float32", "eps": 1e-5} | changes
+    return Analysis(Norm(**fields), ("x",), "", "")
+
+
+def test_it_matches_norms_over_long_rows_only() -> None:
+    assert TEMPLATE.matches(analysis_of(BUILTIN / "norm_instancenorm.py"))  # 256 x 256 planes
+    assert TEMPLATE.matches(analysis_of(BUILTIN / "norm_groupnorm.py"))  # groups of 4 x 512 x 512
+    assert not TEMPLATE.matches(analysis_of(BUILTIN / "norm_layernorm.py"))  # rows one program holds
+    assert TEMPLATE.matches(norm()) and TEMPLATE.matches(norm(kind="rms", weight=Weight("w", "row")))
+    group = {"kind": "group", "shape": (2, 8, 64, 64), "dims": 3, "groups": 2}
+    assert TEMPLATE.matches(norm(**group))
+    refused = [norm(shape=(4, MIN_COLS - 1)), norm(**group | {"groups": 4}),  # 4 x 4096 per group: short
+               norm(outputs=("value", "prologue")), norm(dtype="float64"),
+               norm(kind="rms", bias=Weight("b", "row")),
+               norm(**group, epilogue=Call("add", (Value(), Weight("b", "row")))),
+               norm(**group | {"dims": 2})]
+    for analysis in refused:
+        assert not TEMPLATE.matches(analysis), analysis
+
+
+def test_every_point_renders_its_own_source_that_passes_the_static_checks() -> None:
+    for name in ("norm_instancenorm", "norm_groupnorm"):
+        analysis = analysis_of(BUILTIN / f"{name}.py")
+        space = TEMPLATE.space(analysis)
+        sources = {TEMPLATE.render(analysis, dict(zip(space, combo))) for combo in itertools.product(*space.values())}
+        assert len(sources) == len(list(itertools.product(*space.values())))
+        for source in sources:
+            report = check_candidate(source)
+            assert report.ok and report.backends == {"triton"}, (name, report.summary())
+
+
+def custom_tasks(folder: Path) -> dict[str, Path]:
+    """Layer norm with weight, bias and an epilogue; RMS norm of a residual sum with a weight; group norm of
+    one channel per group (each chunk in one channel) without an affine map, and with one of two channels
+    per group and an epilogue (a channel per element)."""
+    def task(name: str, forward: str, init: str = "pass", args: str = "x", inputs: str = "[torch.randn(rows, cols)]",
+             init_params: str = "cols", init_inputs: str = "[cols]") -> Path:
+        return write_task(folder, name, forward, inputs, init, args, header=LONG, init_params=init_params,
+                          init_inputs=init_inputs)
+
+    image = "[torch.randn(rows, channels, 128, cols // 128) * 2.0 + 1.0]"
+    return {
+        "layer_affine": task("layer_affine", "torch.relu(self.norm(x)) * 0.5",
+                             "self.norm = nn.LayerNorm(c)\n        "
+                             "nn.init.uniform_(self.norm.weight, 0.5, 1.5); nn.init.normal_(self.norm.bias)",
+                             inputs="[torch.randn(rows, cols) * 3.0 + 2.0]", init_params="c"),
+        "rms_residual": task("rms_residual", "self.norm(x + y)",
+                             "self.norm = nn.RMSNorm(c, eps=1e-6); nn.init.uniform_(self.norm.weight, 0.5, 1.5)",
+                             "x, y", "[torch.randn(rows, cols), torch.randn(rows, cols)]", init_params="c"),
+        "group_per_channel": task("group_per_channel", "self.norm(x)", "self.norm = nn.GroupNorm(c, c, affine=False)",
+                                  inputs=image, init_params="c", init_inputs="[channels]"),
+        "group_pairs": task("group_pairs", "torch.sigmoid(self.norm(x))",
+                            "self.norm = nn.GroupNorm(c // 2, c, eps=1e-4)\n        "
+                            "nn.init.uniform_(self.norm.weight, 0.5, 1.5); nn.init.normal_(self.norm.bias)",
+                            inputs=image, init_params="c", init_inputs="[channels]"),
+    }
+
+
+# Small shapes for the interpreter: rows not a power of two, the last chunk partial.
+SUITE_SHAPES = {"norm_instancenorm": {"batch": 2, "channels": 3, "height": 20, "width": 30},
+                "norm_groupnorm": {"batch": 1, "channels": 64, "height": 9, "width": 11}}
+CUSTOM_SHAPE = {"rows": 3, "cols": 600}  # the channels as traced: the group count is fixed then
+
+
+def jobs(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per task: the defaults and the last point in fp32, the defaults in bf16."""
+    tasks = {name: BUILTIN / f"{name}.py" for name in SUITE_SHAPES} | custom_tasks(folder)
+    by_task = {}
+    for name, path in tasks.items():
+        analysis = analysis_of(path)
+        assert TEMPLATE.matches(analysis), name
+        space = TEMPLATE.space(analysis)
+        first, last = defaults(TEMPLATE, analysis), {key: values[-1] for key, values in space.items()}
+        shape = SUITE_SHAPES.get(name, CUSTOM_SHAPE)
+        by_task[name] = [{"task": str(path), "analysis": analysis, "template": TEMPLATE.name, "params": params,
+                          "globals": shape, "dtype": dtype}
+                         for params, dtype in ((first, "float32"), (last, "float32"), (first, "bfloat16"))]
+    return by_task
+
+
+TASK_NAMES = [*SUITE_SHAPES, "layer_affine", "rms_residual", "group_per_channel", "group_pairs"]
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str | None]]:
+    from interpreted_task_runs import run_task_job_groups
+
+    pytest.importorskip("triton")
+    return run_task_job_groups(jobs(tmp_path_factory.mktemp("cooperative-tasks")))
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_candidates_compute_the_task_s_reference_under_the_interpreter(outcomes, name: str) -> None:
+    failures = [outcome for outcome in outcomes[name] if outcome is not None]
+    assert not failures, "\n".join(failures)
+    assert len(outcomes[name]) == 3
+
+
+# -- compiled for an H100 -------------------------------------------------------------------------------
+
+def as_on_a_gpu(launch: Any, block: int) -> Any:
+    """A launch recorded on the meta device (which, as the interpreter, gets one program per row) made the
+    GPU's: rows in chunks of at most `block` elements, K = cdiv(cols, block) of them."""
+    import triton
+
+    kernel, args, kwargs = launch
+    named = dict(zip(kernel.arg_names, args))
+    k = triton.cdiv(named["cols"], block)
+    named |= {"chunk": triton.cdiv(named["cols"], k), "K": k}
+    return kernel, tuple(named.values()), kwargs | {"CHUNK": block, "KP": triton.next_power_of_2(k)}
+
+
+@pytest.mark.parametrize("name", ["norm_instancenorm", "norm_groupnorm"])
+def test_the_gpu_launches_compile_for_sm90(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    pytest.importorskip("triton")
+    import torch
+    from sm90_launches import compile_for_sm90, launches_of, load_module
+
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
+    try:
+        from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
+    except ImportError:
+        pytest.skip("this Triton has no NVIDIA backend")
+    analysis = analysis_of(BUILTIN / f"{name}.py")
+    task = load_module(BUILTIN / f"{name}.py")
+    space = TEMPLATE.space(analysis)
+    compiled = 0
+    for params in (defaults(TEMPLATE, analysis), {key: values[-1] for key, values in space.items()}):
+        for dtype in (torch.float32, torch.bfloat16):
+            launches = launches_of(TEMPLATE.render(analysis, params), task, ("kw_coop",), dtype, tmp_path)
+            # The launch that sizes the grid (no rows), then the real one.
+            assert [launch[1][launch[0].arg_names.index("rows")] > 0 for launch in launches] == [False, True]
+            for launch in launches:
+                compile_for_sm90(as_on_a_gpu(launch, int(params["CHUNK"])))
+                compiled += 1
+    assert compiled == 8
