@@ -44,13 +44,16 @@ def test_the_first_draft_passes(evaluator, name: str) -> None:
     assert verdict.status is Status.PASSED, f"{draft.name}: {verdict.reason}"
 
 
-# Long rows: the second draft is triton.norm_cooperative, whose programs wait on each other (only a GPU runs
-# them side by side; under the interpreter each row has one program).
-@pytest.mark.parametrize("name", ["norm_instancenorm", "norm_groupnorm"])
-def test_the_cooperative_norm_passes(evaluator, name: str) -> None:
+# Long rows: the first draft is triton.norm_cooperative (above), whose programs wait on each other (only a
+# GPU runs them side by side); the second is the template that reads each row twice.
+@pytest.mark.parametrize(("name", "second"), [("norm_instancenorm", "triton.norm"),
+                                              ("norm_groupnorm", "triton.group_norm")])
+def test_long_row_norms_draft_the_cooperative_kernel_first_and_the_second_passes(evaluator, name: str,
+                                                                                 second: str) -> None:
     task = load_task(BUILTIN / f"{name}.py")
+    first = ExpertGenerator("triton").propose(task, Context("draft", seed=0))[0]
     (draft,) = ExpertGenerator("triton").propose(task, Context("draft", seed=0, ordinal=1))
-    assert draft.metadata["template"] == "triton.norm_cooperative"
+    assert (first.metadata["template"], draft.metadata["template"]) == ("triton.norm_cooperative", second)
     verdict = evaluator.evaluate(task, draft)
     assert verdict.status is Status.PASSED, f"{draft.name}: {verdict.reason}"
 

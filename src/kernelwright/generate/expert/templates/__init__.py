@@ -45,10 +45,12 @@ def all_templates() -> list[Template]:
     from kernelwright.generate.expert.templates import triton_patch_embed
     from kernelwright.generate.expert.templates import triton_chain
 
-    return [*triton.TEMPLATES, *triton_gemm.TEMPLATES, *triton_scan.TEMPLATES, *triton_attention.TEMPLATES,
-            *triton_conv.TEMPLATES, *cpu.TEMPLATES, *cpu_scan.TEMPLATES,
+    # triton.norm_cooperative before triton.norm and triton.group_norm: where it matches (rows of 16384 or more)
+    # it reads x once where they read it twice, and a run's first draft is the first template's.
+    return [*triton_cooperative.TEMPLATES, *triton.TEMPLATES, *triton_gemm.TEMPLATES, *triton_scan.TEMPLATES,
+            *triton_attention.TEMPLATES, *triton_conv.TEMPLATES, *cpu.TEMPLATES, *cpu_scan.TEMPLATES,
             *triton_kl.TEMPLATES, *cpu_kl.TEMPLATES,
-            *triton_column_reduce.TEMPLATES, *triton_group_norm.TEMPLATES, *triton_cooperative.TEMPLATES, *cpu_column_reduce.TEMPLATES,
+            *triton_column_reduce.TEMPLATES, *triton_group_norm.TEMPLATES, *cpu_column_reduce.TEMPLATES,
             *cpu_group_norm.TEMPLATES, *triton_projections.TEMPLATES, *triton_rotary.TEMPLATES,
             *triton_patch_embed.TEMPLATES, *triton_chain.TEMPLATES]
 
