@@ -138,13 +138,14 @@ def test_candidates_compute_the_task_s_reference_under_the_interpreter(outcomes,
 
 def as_on_a_gpu(launch: Any, block: int) -> Any:
     """A launch recorded on the meta device (which, as the interpreter, gets one program per row) made the
-    GPU's: rows in chunks of at most `block` elements, K = cdiv(cols, block) of them."""
+    GPU's, as the candidate sizes it: rows in equal chunks of at most `block` elements, a multiple of 16."""
     import triton
 
     kernel, args, kwargs = launch
     named = dict(zip(kernel.arg_names, args))
-    k = triton.cdiv(named["cols"], block)
-    named |= {"chunk": triton.cdiv(named["cols"], k), "K": k}
+    chunk = triton.cdiv(triton.cdiv(named["cols"], triton.cdiv(named["cols"], block)), 16) * 16
+    k = triton.cdiv(named["cols"], chunk)
+    named |= {"chunk": chunk, "K": k}
     return kernel, tuple(named.values()), kwargs | {"CHUNK": block, "KP": triton.next_power_of_2(k)}
 
 

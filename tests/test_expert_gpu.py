@@ -59,7 +59,8 @@ def test_long_row_norms_draft_the_cooperative_kernel_first_and_the_second_passes
 
 
 @pytest.mark.parametrize(("forward", "init", "args", "inputs"), [
-    # Rows of 5 chunks (the last partial) with a weight, a bias and an epilogue; RMS norm of a residual sum.
+    # Rows of 8 chunks of 3760 (3750 rounded up to 16; the last 3680) with a weight, a bias and an epilogue;
+    # RMS norm of a residual sum.
     ("torch.relu(self.norm(x)) * 0.5",
      "self.norm = nn.LayerNorm(c); nn.init.uniform_(self.norm.weight, 0.5, 1.5); nn.init.normal_(self.norm.bias)",
      "x", "[torch.randn(rows, cols) * 3.0 + 2.0]"),
@@ -73,7 +74,7 @@ def test_the_cooperative_layer_and_rms_norms_pass(evaluator, tmp_path: Path, for
     from kernelwright.candidate import Candidate
     from kernelwright.generate.expert.templates import all_templates, defaults
 
-    path = write_task(tmp_path, "long_rows", forward, inputs, init, args, header="rows = 300\ncols = 20000",
+    path = write_task(tmp_path, "long_rows", forward, inputs, init, args, header="rows = 300\ncols = 30000",
                       init_params="c")
     [template] = [t for t in all_templates() if t.name == "triton.norm_cooperative"]
     analysis = analysis_of(path)

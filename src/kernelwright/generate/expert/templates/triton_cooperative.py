@@ -180,8 +180,11 @@ class CooperativeNormTemplate:
             f"kw_n, kw_len = {rows}, {cols}",
             # One program per row under the interpreter (see the module's doc); K programs per row on a GPU.
             f"kw_block = {chunk} if kw_x.is_cuda else triton.next_power_of_2(kw_len)",
-            "kw_k = triton.cdiv(kw_len, kw_block)",
-            "kw_chunk = triton.cdiv(kw_len, kw_k)",
+            # Chunks of equal length, a multiple of 16 elements, which Triton then knows (it specializes on it)
+            # and loads in vectors where rows are aligned too. An H200 probe of this kernel's softmax over a
+            # vocabulary, chunks of 4008 elements: 254 registers a thread, scalar loads; of 4016: 127.
+            "kw_chunk = triton.cdiv(triton.cdiv(kw_len, triton.cdiv(kw_len, kw_block)), 16) * 16",
+            "kw_k = triton.cdiv(kw_len, kw_chunk)",
             "kw_out = torch.empty_like(kw_x)",
             "kw_stats = torch.empty(kw_n * kw_k * 2, dtype=torch.float32, device=kw_x.device)",
             "kw_counter = torch.zeros(kw_n, dtype=torch.int32, device=kw_x.device)",
