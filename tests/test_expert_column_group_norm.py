@@ -261,16 +261,10 @@ def test_candidates_launch_only_kernels_and_render_a_source_per_point() -> None:
 # candidates (at the tasks' main shapes, read on the meta device) is compiled for sm_90 here.
 
 @pytest.mark.parametrize("name", ["reduce_sum_tokens", "norm_groupnorm"])
-def test_the_suite_s_kernels_compile_for_sm90(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    pytest.importorskip("triton")
+def test_the_suite_s_kernels_compile_for_sm90(sm90_compiler, tmp_path: Path, name: str) -> None:
     import torch
     from sm90_launches import compile_for_sm90, launches_of, load_module
 
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
-    try:
-        from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
-    except ImportError:
-        pytest.skip("this Triton has no NVIDIA backend")
     analysis = suite(name)
     template = template_for(analysis)
     task = load_module(BUILTIN / f"{name}.py")

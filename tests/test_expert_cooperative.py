@@ -150,16 +150,10 @@ def as_on_a_gpu(launch: Any, block: int) -> Any:
 
 
 @pytest.mark.parametrize("name", ["norm_instancenorm", "norm_groupnorm"])
-def test_the_gpu_launches_compile_for_sm90(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    pytest.importorskip("triton")
+def test_the_gpu_launches_compile_for_sm90(sm90_compiler, tmp_path: Path, name: str) -> None:
     import torch
     from sm90_launches import compile_for_sm90, launches_of, load_module
 
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
-    try:
-        from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
-    except ImportError:
-        pytest.skip("this Triton has no NVIDIA backend")
     analysis = analysis_of(BUILTIN / f"{name}.py")
     task = load_module(BUILTIN / f"{name}.py")
     space = TEMPLATE.space(analysis)

@@ -209,13 +209,9 @@ def compiled(name: str, shapes: list[tuple[int, ...]], folder: Path) -> list[tup
     return found
 
 
-def test_kernels_compile_for_sm90_pipelined_and_vectorized(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernels_compile_for_sm90_pipelined_and_vectorized(sm90_compiler, tmp_path: Path) -> None:
     """At the suite's shapes: the projections' one tile loop fits the shared memory and pipelines its loads;
     the rotary kernel loads and stores 16 bytes a thread at a time."""
-    triton = pytest.importorskip("triton")
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
-    if "nvidia" not in triton.backends.backends:
-        pytest.skip("this Triton has no NVIDIA backend")
     [(shared, pipelined, _)] = compiled("fused_llama3_qkv_heads", [(4, 2048, 4096)], tmp_path)
     assert shared <= H100_SMEM and pipelined
     rope = compiled("fused_llama3_rope", [(8, 32, 4096, 128), (8, 8, 4096, 128), (8, 4096, 128), (8, 4096, 128)],

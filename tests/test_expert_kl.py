@@ -245,11 +245,7 @@ def compile_for_h100(source: str, dtype: str) -> list[str]:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_the_kernels_compile_for_an_h100(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
-    triton = pytest.importorskip("triton")
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
-    if "nvidia" not in triton.backends.backends:
-        pytest.skip("this Triton has no NVIDIA backend")
+def test_the_kernels_compile_for_an_h100(sm90_compiler, dtype: str) -> None:
     analysis = suite()
     analysis = Analysis(replace(analysis.pattern, dtype=dtype), analysis.forward_args, analysis.init_source,
                         analysis.imports)

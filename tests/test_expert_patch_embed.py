@@ -149,16 +149,11 @@ H100_SMEM = 232448  # bytes of shared memory one block may use on sm_90
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_the_kernel_compiles_for_sm90_pipelined_on_tensor_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                 dtype: str) -> None:
+def test_the_kernel_compiles_for_sm90_pipelined_on_tensor_cores(sm90_compiler, tmp_path: Path, dtype: str) -> None:
     """At the suite's shapes (launched on the meta device, compiled as such a launch specializes it): one
     launch, within the shared memory, its loads asynchronous copies, its products wgmma."""
     import importlib.util
 
-    triton = pytest.importorskip("triton")
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
-    if "nvidia" not in triton.backends.backends:
-        pytest.skip("this Triton has no NVIDIA backend")
     import torch
     from sm90_launches import compile_for_sm90, record_launches
 

@@ -273,12 +273,7 @@ def compile_for_h100(source: str, name: str, dtype: str) -> list[str]:
     ("reduce_reverse_cumsum", "float32"), ("reduce_cumprod_nerf", "float32"), ("reduce_cumsum_topp", "bfloat16"),
     ("loss_cross_entropy", "float32"), ("loss_cross_entropy", "bfloat16"),
 ])
-def test_the_kernels_compile_for_an_h100(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
-                                         dtype: str) -> None:
-    triton = pytest.importorskip("triton")
-    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path))  # compiled here, not taken from an earlier run
-    if "nvidia" not in triton.backends.backends:
-        pytest.skip("this Triton has no NVIDIA backend")
+def test_the_kernels_compile_for_an_h100(sm90_compiler, name: str, dtype: str) -> None:
     analysis = suite(name)
     analysis = Analysis(replace(analysis.pattern, dtype=dtype), analysis.forward_args, analysis.init_source,
                         analysis.imports)
