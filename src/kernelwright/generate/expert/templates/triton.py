@@ -532,17 +532,21 @@ def _norm(analysis: Analysis, params: dict[str, Any]) -> tuple[_Kernel, str, lis
     """triton.norm's kernel helper, kernels' source and launch lines."""
     p = analysis.pattern
     assert isinstance(p, Norm)
-    # The affine step is the start of the epilogue: value * weight + bias, then the task's own epilogue.
+    epilogue = norm_epilogue(p)
+    kernel = _Kernel(analysis, [p.prologue, epilogue])
+    source = _row_kernel(kernel, _norm_body(p.kind, params["strategy"]), p.prologue, epilogue, p.eps,
+                         save_prologue="prologue" in p.outputs)
+    return kernel, source, _row_launch(params, "torch.empty_like(kw_x)", p.outputs)
+
+
+def norm_epilogue(p: Norm) -> Expr:
+    """A layer or RMS norm's epilogue with its affine step first: value * weight + bias, then the task's own."""
     affine: Expr = Value()
     if p.weight is not None:
         affine = Call("mul", (affine, p.weight))
     if p.bias is not None:
         affine = Call("add", (affine, p.bias))
-    epilogue = _substitute(p.epilogue, affine)
-    kernel = _Kernel(analysis, [p.prologue, epilogue])
-    source = _row_kernel(kernel, _norm_body(p.kind, params["strategy"]), p.prologue, epilogue, p.eps,
-                         save_prologue="prologue" in p.outputs)
-    return kernel, source, _row_launch(params, "torch.empty_like(kw_x)", p.outputs)
+    return _substitute(p.epilogue, affine)
 
 
 def norm_parts(analysis: Analysis, params: dict[str, Any]) -> tuple[str, list[str]]:

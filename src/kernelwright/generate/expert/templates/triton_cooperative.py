@@ -25,20 +25,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kernelwright.generate.expert.patterns import (
-    Analysis,
-    Call,
-    Expr,
-    Norm,
-    Value,
-    leaves,
-)
-from kernelwright.generate.expert.templates.triton import (
-    _doc,
-    _Kernel,
-    _substitute,
-    _valid,
-)
+from kernelwright.generate.expert.patterns import Analysis, Norm, Value
+from kernelwright.generate.expert.templates.triton import NormTemplate, _doc, _Kernel, norm_epilogue
+from kernelwright.generate.expert.templates.triton_group_norm import GroupNormTemplate
 
 # Rows shorter than this fit one program's registers: triton.norm's single pass reads them once already.
 MIN_COLS = 16384
@@ -138,14 +127,11 @@ class CooperativeNormTemplate:
     backend = "triton"
 
     def matches(self, analysis: Analysis) -> bool:
+        # The norms triton.norm and triton.group_norm write (the same prologue, affine step and epilogue), one
+        # output, over long rows.
         p = analysis.pattern
-        if not (isinstance(p, Norm) and p.outputs == ("value",) and _long_rows(p)):
-            return False
-        if p.kind in ("layer", "rms"):
-            return (p.bias is None or p.kind == "layer") and _valid(analysis, p.prologue, [p.epilogue, p.weight, p.bias])
-        return (p.kind == "group" and p.dims == len(p.shape) - 1 and _valid(analysis, p.prologue, [p.epilogue])
-                and all(leaf.layout in ("full", "scalar") for e in (p.prologue, p.epilogue)
-                        for leaf in leaves(e or Value())))
+        return (isinstance(p, Norm) and p.outputs == ("value",) and _long_rows(p)
+                and any(t.matches(analysis) for t in (NormTemplate(), GroupNormTemplate())))
 
     def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
         # On an H200: chunks of 4096 on 4 warps within 128 registers a thread (4 programs per SM) reached 86 %
@@ -158,12 +144,7 @@ class CooperativeNormTemplate:
         assert isinstance(p, Norm)
         group = p.kind == "group"
         # Layer and RMS norm: the weight and bias (over the row) start the epilogue. Group norm: per channel.
-        affine: Expr = Value()
-        if not group and p.weight is not None:
-            affine = Call("mul", (affine, p.weight))
-        if not group and p.bias is not None:
-            affine = Call("add", (affine, p.bias))
-        epilogue = _substitute(p.epilogue, affine)
+        epilogue = (p.epilogue if p.epilogue is not None else Value()) if group else norm_epilogue(p)
         kernel = _Kernel(analysis, [p.prologue, epilogue])
         channel = [(name, w) for name, w in (("gamma", p.weight), ("beta", p.bias)) if group and w is not None]
         scale = _GROUP_SCALE.format(one=_channel_lines(channel, scalar=True),
