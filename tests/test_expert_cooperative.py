@@ -1,9 +1,11 @@
-"""triton.norm_cooperative: norms over long rows, K programs per row holding their chunks in registers.
+"""triton.norm_cooperative and triton.softmax_cooperative: norms, softmax and log-softmax over long rows, K
+programs per row holding their chunks in registers.
 
-What it matches (long rows only; the forms its kernel writes); its candidates against the tasks' references
-under the CPU interpreter, where each row gets one program (a program cannot wait there for a later one);
-every point's source passes the static checks; and the launches a GPU makes, K programs per row in chunks
-of CHUNK, compiled for sm_90. The programs waiting on each other run on the GPU only (test_expert_gpu.py).
+What they match (long rows only; the forms their kernels write); their candidates against the tasks'
+references under the CPU interpreter, where each row gets one program (a program cannot wait there for a
+later one); every point's source passes the static checks; and the launches a GPU makes, K programs per row
+in chunks of CHUNK, compiled for sm_90 (softmax's loads and stores in vectors, rows aligned or not). The
+programs waiting on each other run on the GPU only (test_expert_gpu.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kernelwright.generate.expert.patterns import (
     Call,
     Input,
     Norm,
+    RowReduce,
     Value,
     Weight,
 )
@@ -30,6 +33,7 @@ from kernelwright.generate.expert.templates.triton_cooperative import MIN_COLS
 ROOT = Path(__file__).parent.parent
 BUILTIN = ROOT / "src" / "kernelwright" / "suites" / "builtin"
 [TEMPLATE] = [t for t in all_templates() if t.name == "triton.norm_cooperative"]
+[SOFTMAX] = [t for t in all_templates() if t.name == "triton.softmax_cooperative"]
 X = Input(0)
 # Main shapes with rows long enough to match; the jobs run at small shapes (LONG's globals overridden).
 LONG = "rows = 4\ncols = 16384\nchannels = 8"
@@ -56,11 +60,30 @@ def test_it_matches_norms_over_long_rows_only() -> None:
         assert not TEMPLATE.matches(analysis), analysis
 
 
+def test_softmax_matches_softmax_and_log_softmax_over_long_rows_only() -> None:
+    assert SOFTMAX.matches(analysis_of(BUILTIN / "softmax_vocab.py"))  # 128256 tokens
+    assert SOFTMAX.matches(analysis_of(BUILTIN / "softmax_log_softmax.py"))  # 50257
+    for name in ("reduce_logsumexp", "loss_cross_entropy", "norm_instancenorm"):  # one read already; not softmax
+        assert not SOFTMAX.matches(analysis_of(BUILTIN / f"{name}.py")), name
+
+    def softmax(**changes: Any) -> Analysis:
+        fields = {"kind": "softmax", "prologue": X, "shape": (4, MIN_COLS), "dtype": "float32"} | changes
+        return Analysis(RowReduce(**fields), ("x",), "", "")
+
+    assert SOFTMAX.matches(softmax()) and SOFTMAX.matches(softmax(kind="log_softmax"))
+    assert SOFTMAX.matches(softmax(epilogue=Call("mul", (Value(), Weight("w", "row")))))
+    refused = [softmax(shape=(4, MIN_COLS - 1)), softmax(kind="max"), softmax(dtype="float64"),
+               softmax(prologue=Weight("w", "scalar"))]  # no full-layout tensor to size the launch
+    for analysis in refused:
+        assert not SOFTMAX.matches(analysis), analysis
+
+
 def test_every_point_renders_its_own_source_that_passes_the_static_checks() -> None:
-    for name in ("norm_instancenorm", "norm_groupnorm"):
+    for template, name in ((TEMPLATE, "norm_instancenorm"), (TEMPLATE, "norm_groupnorm"),
+                           (SOFTMAX, "softmax_vocab"), (SOFTMAX, "softmax_log_softmax")):
         analysis = analysis_of(BUILTIN / f"{name}.py")
-        space = TEMPLATE.space(analysis)
-        sources = {TEMPLATE.render(analysis, dict(zip(space, combo))) for combo in itertools.product(*space.values())}
+        space = template.space(analysis)
+        sources = {template.render(analysis, dict(zip(space, combo))) for combo in itertools.product(*space.values())}
         assert len(sources) == len(list(itertools.product(*space.values())))
         for source in sources:
             report = check_candidate(source)
@@ -70,7 +93,7 @@ def test_every_point_renders_its_own_source_that_passes_the_static_checks() -> N
 def custom_tasks(folder: Path) -> dict[str, Path]:
     """Layer norm with weight, bias and an epilogue; RMS norm of a residual sum with a weight; group norm of
     one channel per group (each chunk in one channel) without an affine map, and with one of two channels
-    per group and an epilogue (a channel per element)."""
+    per group and an epilogue (a channel per element); softmax and log-softmax with prologues and epilogues."""
     def task(name: str, forward: str, init: str = "pass", args: str = "x", inputs: str = "[torch.randn(rows, cols)]",
              init_params: str = "cols", init_inputs: str = "[cols]") -> Path:
         return write_task(folder, name, forward, inputs, init, args, header=LONG, init_params=init_params,
@@ -91,12 +114,22 @@ def custom_tasks(folder: Path) -> dict[str, Path]:
                             "self.norm = nn.GroupNorm(c // 2, c, eps=1e-4)\n        "
                             "nn.init.uniform_(self.norm.weight, 0.5, 1.5); nn.init.normal_(self.norm.bias)",
                             inputs=image, init_params="c", init_inputs="[channels]"),
+        # Softmax with a prologue over the row and an epilogue; log-softmax of a sum of two inputs.
+        "softmax_bias": task("softmax_bias", "torch.softmax(x * 0.5 + self.bias, dim=-1) * 3.0",
+                             "self.bias = nn.Parameter(torch.randn(c))",
+                             init_params="c"),
+        "log_softmax_sum": task("log_softmax_sum", "torch.log_softmax(x / 0.7 + y, dim=-1) - 1.0", args="x, y",
+                                inputs="[torch.randn(rows, cols), torch.randn(rows, cols)]"),
     }
 
 
-# Small shapes for the interpreter: rows not a power of two, the last chunk partial.
+# Small shapes for the interpreter: rows not a power of two, the last chunk partial. Softmax: rows of 1000 and
+# 600 elements start off a multiple of 16 (the edges), of 1024 and 640 on one (none).
 SUITE_SHAPES = {"norm_instancenorm": {"batch": 2, "channels": 3, "height": 20, "width": 30},
-                "norm_groupnorm": {"batch": 1, "channels": 64, "height": 9, "width": 11}}
+                "norm_groupnorm": {"batch": 1, "channels": 64, "height": 9, "width": 11},
+                "softmax_vocab": {"tokens": 3, "vocab": 1000},
+                "softmax_log_softmax": {"batch": 2, "seq_len": 3, "vocab": 1024}}
+CUSTOM_SHAPES = {"softmax_bias": {"rows": 3, "cols": 640}, "log_softmax_sum": {"rows": 3, "cols": 600}}
 CUSTOM_SHAPE = {"rows": 3, "cols": 600}  # the channels as traced: the group count is fixed then
 
 
@@ -106,17 +139,19 @@ def jobs(folder: Path) -> dict[str, list[dict[str, Any]]]:
     by_task = {}
     for name, path in tasks.items():
         analysis = analysis_of(path)
-        assert TEMPLATE.matches(analysis), name
-        space = TEMPLATE.space(analysis)
-        first, last = defaults(TEMPLATE, analysis), {key: values[-1] for key, values in space.items()}
-        shape = SUITE_SHAPES.get(name, CUSTOM_SHAPE)
-        by_task[name] = [{"task": str(path), "analysis": analysis, "template": TEMPLATE.name, "params": params,
+        template = SOFTMAX if "softmax" in name else TEMPLATE
+        assert template.matches(analysis), name
+        space = template.space(analysis)
+        first, last = defaults(template, analysis), {key: values[-1] for key, values in space.items()}
+        shape = SUITE_SHAPES.get(name) or CUSTOM_SHAPES.get(name, CUSTOM_SHAPE)
+        by_task[name] = [{"task": str(path), "analysis": analysis, "template": template.name, "params": params,
                           "globals": shape, "dtype": dtype}
                          for params, dtype in ((first, "float32"), (last, "float32"), (first, "bfloat16"))]
     return by_task
 
 
-TASK_NAMES = [*SUITE_SHAPES, "layer_affine", "rms_residual", "group_per_channel", "group_pairs"]
+TASK_NAMES = [*SUITE_SHAPES, "layer_affine", "rms_residual", "group_per_channel", "group_pairs", "softmax_bias",
+              "log_softmax_sum"]
 
 
 @pytest.fixture(scope="module")
@@ -149,21 +184,27 @@ def as_on_a_gpu(launch: Any, block: int) -> Any:
     return kernel, tuple(named.values()), kwargs | {"CHUNK": block, "KP": triton.next_power_of_2(k)}
 
 
-@pytest.mark.parametrize("name", ["norm_instancenorm", "norm_groupnorm"])
+@pytest.mark.parametrize("name", ["norm_instancenorm", "norm_groupnorm", "softmax_vocab", "softmax_log_softmax"])
 def test_the_gpu_launches_compile_for_sm90(sm90_compiler, tmp_path: Path, name: str) -> None:
     import torch
     from sm90_launches import compile_for_sm90, launches_of, load_module
 
+    template = SOFTMAX if "softmax" in name else TEMPLATE
     analysis = analysis_of(BUILTIN / f"{name}.py")
     task = load_module(BUILTIN / f"{name}.py")
-    space = TEMPLATE.space(analysis)
+    space = template.space(analysis)
     compiled = 0
-    for params in (defaults(TEMPLATE, analysis), {key: values[-1] for key, values in space.items()}):
+    for params in (defaults(template, analysis), {key: values[-1] for key, values in space.items()}):
         for dtype in (torch.float32, torch.bfloat16):
-            launches = launches_of(TEMPLATE.render(analysis, params), task, ("kw_coop",), dtype, tmp_path)
+            launches = launches_of(template.render(analysis, params), task, ("kw_coop",), dtype, tmp_path)
             # The launch that sizes the grid (no rows), then the real one.
             assert [launch[1][launch[0].arg_names.index("rows")] > 0 for launch in launches] == [False, True]
             for launch in launches:
-                compile_for_sm90(as_on_a_gpu(launch, int(params["CHUNK"])))
+                kernel = compile_for_sm90(as_on_a_gpu(launch, int(params["CHUNK"])))
                 compiled += 1
+                if template is SOFTMAX:
+                    # Chunks of the rows' 16-aligned interiors: 128-bit loads and stores, also where rows of
+                    # 50257 elements start anywhere.
+                    ptx = kernel.asm["ptx"]
+                    assert "ld.global.v4" in ptx and "st.global.v4" in ptx, (name, params, dtype)
     assert compiled == 8

@@ -45,8 +45,9 @@ def all_templates() -> list[Template]:
     from kernelwright.generate.expert.templates import triton_patch_embed
     from kernelwright.generate.expert.templates import triton_chain
 
-    # triton.norm_cooperative before triton.norm and triton.group_norm: where it matches (rows of 16384 or more)
-    # it reads x once where they read it twice, and a run's first draft is the first template's.
+    # The cooperative templates before triton.norm, triton.row_reduce and triton.group_norm: where they match
+    # (rows of 16384 or more) they read x once where those read it twice, and a run's first draft is the first
+    # template's.
     return [*triton_cooperative.TEMPLATES, *triton.TEMPLATES, *triton_gemm.TEMPLATES, *triton_scan.TEMPLATES,
             *triton_attention.TEMPLATES, *triton_conv.TEMPLATES, *cpu.TEMPLATES, *cpu_scan.TEMPLATES,
             *triton_kl.TEMPLATES, *cpu_kl.TEMPLATES,

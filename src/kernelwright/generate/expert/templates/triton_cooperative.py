@@ -1,11 +1,12 @@
-"""Triton templates for norms over rows too long for one program: K programs share a row, each holding its
-chunk in registers, so that x is read once and the output written once.
+"""Triton templates for rows too long for one program (norms, softmax and log-softmax): K programs share a
+row, each holding its chunk in registers, so that x is read once and the output written once.
 
-The looped norm reads a long row twice (statistics, then the output) and so tops out near two thirds of the
-memory's speed (bench: instance norm 70 %, group norm 64 % of the speed of light on an H200). Here each of a
-row's K programs loads its chunk, publishes the chunk's statistics (its mean and sum of squared deviations,
-or its sum of squares for RMS norm) and counts itself in at the row's counter; once the count reaches K, every
-program combines the K statistics (Chan's formula: no cancellation) and writes its chunk from registers.
+The looped kernels read a long row twice (statistics, then the output) and so top out near two thirds of the
+memory's speed (bench on an H200: instance norm 70 %, group norm 64 %, softmax 65 % of the speed of light).
+Here each of a row's K programs loads its chunk, publishes the chunk's statistics (norms: its mean and sum of
+squared deviations, or its sum of squares for RMS norm; softmax: its max and sum of exponentials) and counts
+itself in at the row's counter; once the count reaches K, every program combines the K statistics (Chan's
+formula for the moments, no cancellation) and writes its chunk from registers.
 
 Waiting at the counter would leave the memory idle, so each program runs one row ahead: it loads and
 publishes its chunk of the next row before waiting for the current one. Programs wait on each other, so
@@ -25,11 +26,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kernelwright.generate.expert.patterns import Analysis, Norm, Value
-from kernelwright.generate.expert.templates.triton import NormTemplate, _doc, _Kernel, norm_epilogue
+from kernelwright.generate.expert.patterns import NORMALIZATIONS, Analysis, Input, Norm, RowReduce, Value
+from kernelwright.generate.expert.templates.triton import (
+    NormTemplate,
+    RowReduceTemplate,
+    _doc,
+    _Kernel,
+    _row_width,
+    norm_epilogue,
+)
 from kernelwright.generate.expert.templates.triton_group_norm import GroupNormTemplate
 
-# Rows shorter than this fit one program's registers: triton.norm's single pass reads them once already.
+# Rows shorter than this fit one program's registers: the single-pass row kernels read them once already.
 MIN_COLS = 16384
 
 # stats: per row, K pairs (the chunk's mean and its sum of squared deviations; RMS: its sum of squares).
@@ -91,6 +99,104 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
         tl.store(out + offs, y.to(out.dtype.element_ty), mask=inside)
         x = x_next
 """
+# Softmax and log-softmax. stats: per row, K pairs (the chunk's max m and its sum of exp(v - m)). Softmax
+# holds exp(v - m) in registers and scales it at the write by exp(m - M) / S: one exponential an element
+# (H200 probe: 81 % of the speed of light against 78 % taking the exponential again at the write).
+# Rows whose start is not a multiple of 16 elements (a vocabulary of 50257) would make every load and
+# store scalar: the chunks tile the row's 16-aligned interior, loaded in vectors, and with EDGES program 0
+# also takes the up to 15 elements before and after it, one lane each (two more reductions a row, which
+# cost 3-6 points where rows are aligned, so EDGES is off there). A chunk's mask compares the lane with one
+# 32-bit bound, not each element's 64-bit offset with the interior's end (5 points on an H200). Where the
+# prologue is the input itself, masked lanes load as -inf: tl.where(inside, v, -inf) over the loaded value
+# cost 13 points on the vocabulary softmax and 29 on log-softmax (H200, Triton 3.6).
+_SOFTMAX_KERNEL = """@triton.jit
+def kw_place(row, cols, k, chunk, lane, edge):
+    start = row.to(tl.int64) * cols
+    end = start + cols
+    lo = (start + 15) // 16 * 16
+    hi = end // 16 * 16
+    base = lo + k * chunk
+    offs = base + lane
+    inside = lane < tl.minimum(chunk, hi - base).to(tl.int32)
+    edge_offs = tl.where(edge < 16, start + edge, hi + edge - 16)
+    # program 0 only; the head stops at the interior (or the row's end), the tail starts past the interior
+    edge_inside = (tl.where(edge < 16, (edge_offs < lo) & (edge_offs < end), (edge_offs >= lo) & (edge_offs < end))
+                   & (edge + k * 32 < 32))
+    return offs, offs - start, inside, edge_offs, edge_offs - start, edge_inside
+
+
+@triton.jit
+def kw_part({args}stats, counter, row, publish, cols, k, K, chunk, lane, edge, LOG: tl.constexpr,
+            EDGES: tl.constexpr):
+    offs, c, inside, edge_offs, edge_c, edge_inside = kw_place(row, cols, k, chunk, lane, edge)
+    x = {load}
+    if EDGES:
+        x_edge = {load_edge}
+        m = tl.maximum(tl.max(x, axis=0), tl.max(x_edge, axis=0))
+    else:
+        x_edge = tl.full([32], -float("inf"), tl.float32)
+        m = tl.max(x, axis=0)
+    m_safe = tl.where(m == -float("inf"), 0.0, m)  # a chunk of -inf only: no -inf - -inf
+    e = tl.exp(x - m_safe)
+    total = tl.sum(e, axis=0)
+    e_edge = x_edge
+    if EDGES:
+        e_edge = tl.exp(x_edge - m_safe)
+        total += tl.sum(e_edge, axis=0)
+    if publish:
+        at = stats + (row * K + k) * 2
+        tl.store(at, m)
+        tl.store(at + 1, total)
+        tl.debug_barrier()  # every thread's stores come before the count that publishes them
+        tl.atomic_add(counter + row, 1, sem="release")
+    if not LOG:
+        x = e
+        x_edge = e_edge
+    return x, x_edge, m
+
+
+@triton.jit(do_not_specialize=["rows", "groups"])  # the launch that sizes the grid compiles the same kernel
+def kw_coop({args}out, stats, counter, rows, cols, chunk, groups, K,
+            KP: tl.constexpr, CHUNK: tl.constexpr, LOG: tl.constexpr, EDGES: tl.constexpr):
+    pid = tl.program_id(0)
+    k = pid % K  # this program's chunk of each of its rows
+    lane = tl.arange(0, CHUNK)
+    edge = tl.arange(0, 32)
+    ks = tl.arange(0, KP)
+    # Loads past the last row read the last row again (or row 0 when there are none), and are not published.
+    first = pid // K
+    x, x_edge, m = kw_part({args}stats, counter, tl.maximum(tl.minimum(first, rows - 1), 0), first < rows, cols,
+                           k, K, chunk, lane, edge, LOG, EDGES)
+    for step in range(0, tl.cdiv(rows - first, groups)):
+        row = first + step * groups
+        # The next row's chunk, loaded and published before this row's wait, which it hides.
+        following = row + groups
+        x_next, edge_next, m_next = kw_part({args}stats, counter, tl.minimum(following, rows - 1), following < rows,
+                                            cols, k, K, chunk, lane, edge, LOG, EDGES)
+        while tl.atomic_add(counter + row, 0, sem="acquire") < K:
+            pass
+        at = stats + (row * K + ks) * 2
+        maxes = tl.load(at, mask=ks < K, other=-float("inf"), cache_modifier=".cg")
+        big = tl.max(maxes, axis=0)
+        total = tl.sum(tl.load(at + 1, mask=ks < K, other=0.0, cache_modifier=".cg") * tl.exp(maxes - big), axis=0)
+        if LOG:
+            shift = big + tl.log(total)
+            y = x - shift
+            y_edge = x_edge - shift
+        else:
+            scale = tl.exp(m - big) / total
+            y = x * scale
+            y_edge = x_edge * scale
+        offs, c, inside, edge_offs, edge_c, edge_inside = kw_place(row, cols, k, chunk, lane, edge)
+        tl.store(out + offs, kw_epilogue(y, {args}offs, c, inside).to(out.dtype.element_ty), mask=inside)
+        if EDGES:
+            tl.store(out + edge_offs, kw_epilogue(y_edge, {args}edge_offs, edge_c, edge_inside).to(out.dtype.element_ty),
+                     mask=edge_inside)
+        x = x_next
+        x_edge = edge_next
+        m = m_next
+"""
+
 # Group norm's per-channel weight and bias: a chunk within one channel (the channel's H * W a multiple of the
 # chunk) loads one of each; otherwise each element finds its channel.
 _GROUP_SCALE = """        if ONE_CHANNEL:
@@ -155,40 +261,90 @@ class CooperativeNormTemplate:
                                    group="hw, per_group, GROUPS: tl.constexpr, ONE_CHANNEL: tl.constexpr, "
                                    if channel else "", eps=repr(float(p.eps)), scale=scale)
                   + _RESIDENT)
-        chunk, warps, maxnreg = int(params["CHUNK"]), int(params["num_warps"]), int(params["maxnreg"])
         rows, cols = ("kw_rows", "kw_cols") if not group else (f"kw_rows * {p.groups}", f"kw_cols // {p.groups}")
-        launch = [f"kw_{name} = self.{w.name}.contiguous()" for name, w in channel] + [
-            f"kw_n, kw_len = {rows}, {cols}",
-            # One program per row under the interpreter (see the module's doc); K programs per row on a GPU.
-            f"kw_block = {chunk} if kw_x.is_cuda else triton.next_power_of_2(kw_len)",
-            # Chunks of equal length, a multiple of 16 elements, which Triton then knows (it specializes on it)
-            # and loads in vectors where rows are aligned too. An H200 probe of this kernel's softmax over a
-            # vocabulary, chunks of 4008 elements: 254 registers a thread, scalar loads; of 4016: 127.
-            "kw_chunk = triton.cdiv(triton.cdiv(kw_len, triton.cdiv(kw_len, kw_block)), 16) * 16",
-            "kw_k = triton.cdiv(kw_len, kw_chunk)",
-            "kw_out = torch.empty_like(kw_x)",
-            "kw_stats = torch.empty(kw_n * kw_k * 2, dtype=torch.float32, device=kw_x.device)",
-            "kw_counter = torch.zeros(kw_n, dtype=torch.int32, device=kw_x.device)",
-        ]
+        launch = [f"kw_{name} = self.{w.name}.contiguous()" for name, w in channel] + _buffers(rows, cols, params)
         if channel:
             launch += ["kw_hw = math.prod(kw_x.shape[2:])"]
         # The channel's size, channels per group, the group count, and whether every chunk lies in one channel.
-        tail = "kw_k, " + (f"kw_hw, kw_x.shape[1] // {p.groups}, GROUPS={p.groups}, "
-                           "ONE_CHANNEL=kw_hw % kw_chunk == 0, " if channel else "") + (
-            f"KP=triton.next_power_of_2(kw_k), CHUNK=kw_block, RMS={p.kind == 'rms'}, num_warps={warps}"
-            + (f", maxnreg={maxnreg}" if maxnreg else ""))
-        args = "{tensors}" + "".join(f"kw_{name}, " for name, _ in channel) + "kw_out, kw_stats, kw_counter, "
-        launch += [
-            # A launch without rows compiles the kernel, whose registers size the grid.
-            f"kw_compiled = kw_coop[(1,)]({args}0, kw_len, kw_chunk, 1, {tail})",
-            f"kw_fit = kw_resident(kw_compiled, {warps}) if kw_x.is_cuda else kw_n * kw_k",
-            "kw_groups = min(kw_fit // kw_k, kw_n)",
-            "if kw_groups < 1:",
-            "    raise RuntimeError(f'a row of {kw_len} elements needs {kw_k} programs at once; this GPU holds {kw_fit}')",
-            f"kw_coop[(kw_groups * kw_k,)]({args}kw_n, kw_len, kw_chunk, kw_groups, {tail}, launch_cooperative_grid=kw_x.is_cuda)",
-            "return kw_out"]
+        constants = (f"kw_hw, kw_x.shape[1] // {p.groups}, GROUPS={p.groups}, ONE_CHANNEL=kw_hw % kw_chunk == 0, "
+                     if channel else "") + f"RMS={p.kind == 'rms'}, "
+        launch += _grid_launch("{tensors}" + "".join(f"kw_{name}, " for name, _ in channel), constants, params)
         what = f"{p.kind} norm over the last {p.dims} dim(s)" + (f" in {p.groups} groups" if group else "")
         return kernel.candidate(source, launch, _doc(self.name, f"{what}, eps={p.eps}", params), p.dims)
+
+
+class CooperativeSoftmaxTemplate:
+    """Softmax and log-softmax over the last dim."""
+
+    name = "triton.softmax_cooperative"
+    backend = "triton"
+
+    def matches(self, analysis: Analysis) -> bool:
+        # What triton.row_reduce writes for these kinds (the same prologue and epilogue), over long rows.
+        p = analysis.pattern
+        return (isinstance(p, RowReduce) and p.kind in NORMALIZATIONS and _row_width(p) >= MIN_COLS
+                and RowReduceTemplate().matches(analysis))
+
+    def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
+        # On an H200 (explore7-9): chunks of 2048 on 4 warps, registers the compiler's (56-64), 80-82 % of the
+        # speed of light on both suite tasks in three runs; 4096 on 4 warps within 128 registers 80 % on softmax,
+        # but 52-78 % on log-softmax from one run to the next; 4096 on 8 warps 78-81 %.
+        return {"CHUNK": (2048, 4096, 8192), "num_warps": (4, 8, 2), "maxnreg": (0, 128)}
+
+    def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
+        p = analysis.pattern
+        assert isinstance(p, RowReduce)
+        epilogue = p.epilogue if p.epilogue is not None else Value()
+        kernel = _Kernel(analysis, [p.prologue, epilogue])
+        loads = {"load": ("offs", "c", "inside"), "load_edge": ("edge_offs", "edge_c", "edge_inside")}
+        if isinstance(p.prologue, Input) and p.prologue.layout == "full":
+            lines = {key: f'tl.load({kernel.names[p.prologue]} + {offs}, mask={mask}, other=-float("inf")).to(tl.float32)'
+                     for key, (offs, _, mask) in loads.items()}
+        else:
+            lines = {key: f'tl.where({mask}, kw_prologue({kernel.args}{offs}, {c}, {mask}), -float("inf"))'
+                     for key, (offs, c, mask) in loads.items()}
+        source = (kernel.helper("kw_prologue", p.prologue) + "\n\n"
+                  + kernel.helper("kw_epilogue", epilogue, with_value=True) + "\n\n"
+                  + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _RESIDENT)
+        launch = _buffers("kw_rows", "kw_cols", params) + _grid_launch(
+            "{tensors}", f"LOG={p.kind == 'log_softmax'}, EDGES=kw_len % 16 != 0, ", params)
+        return kernel.candidate(source, launch, _doc(self.name, f"{p.kind} over the last dim", params))
+
+
+def _buffers(rows: str, cols: str, params: dict[str, Any]) -> list[str]:
+    """The forward's lines that size the chunks and allocate the output, the statistics and the counters."""
+    return [
+        f"kw_n, kw_len = {rows}, {cols}",
+        # One program per row under the interpreter (see the module's doc); K programs per row on a GPU.
+        f"kw_block = {int(params['CHUNK'])} if kw_x.is_cuda else triton.next_power_of_2(kw_len)",
+        # Chunks of equal length, a multiple of 16 elements, which Triton then knows (it specializes on it)
+        # and loads in vectors where rows are aligned too. An H200 probe of this kernel's softmax over a
+        # vocabulary, chunks of 4008 elements: 254 registers a thread, scalar loads; of 4016: 127.
+        "kw_chunk = triton.cdiv(triton.cdiv(kw_len, triton.cdiv(kw_len, kw_block)), 16) * 16",
+        "kw_k = triton.cdiv(kw_len, kw_chunk)",
+        "kw_out = torch.empty_like(kw_x)",
+        "kw_stats = torch.empty(kw_n * kw_k * 2, dtype=torch.float32, device=kw_x.device)",
+        "kw_counter = torch.zeros(kw_n, dtype=torch.int32, device=kw_x.device)",
+    ]
+
+
+def _grid_launch(tensors: str, constants: str, params: dict[str, Any]) -> list[str]:
+    """The forward's lines that compile kw_coop, size its grid to what the GPU holds at once, launch it
+    cooperatively and return the output. `tensors` and `constants` are the kernel's own arguments, before
+    and after the shared ones."""
+    warps, maxnreg = int(params["num_warps"]), int(params["maxnreg"])
+    args = tensors + "kw_out, kw_stats, kw_counter, "
+    tail = (f"kw_k, {constants}KP=triton.next_power_of_2(kw_k), CHUNK=kw_block, num_warps={warps}"
+            + (f", maxnreg={maxnreg}" if maxnreg else ""))
+    return [
+        # A launch without rows compiles the kernel, whose registers size the grid.
+        f"kw_compiled = kw_coop[(1,)]({args}0, kw_len, kw_chunk, 1, {tail})",
+        f"kw_fit = kw_resident(kw_compiled, {warps}) if kw_x.is_cuda else kw_n * kw_k",
+        "kw_groups = min(kw_fit // kw_k, kw_n)",
+        "if kw_groups < 1:",
+        "    raise RuntimeError(f'a row of {kw_len} elements needs {kw_k} programs at once; this GPU holds {kw_fit}')",
+        f"kw_coop[(kw_groups * kw_k,)]({args}kw_n, kw_len, kw_chunk, kw_groups, {tail}, launch_cooperative_grid=kw_x.is_cuda)",
+        "return kw_out"]
 
 
 def _channel_lines(channel: list[tuple[str, Any]], scalar: bool) -> str:
@@ -199,4 +355,4 @@ def _channel_lines(channel: list[tuple[str, Any]], scalar: bool) -> str:
     return "".join(f"            {ops[name].format(load(name))}\n" for name, _ in channel)
 
 
-TEMPLATES = [CooperativeNormTemplate()]
+TEMPLATES = [CooperativeNormTemplate(), CooperativeSoftmaxTemplate()]
