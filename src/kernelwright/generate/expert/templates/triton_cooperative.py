@@ -26,7 +26,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from kernelwright.generate.expert.patterns import NORMALIZATIONS, Analysis, Input, Norm, RowReduce, Value
+from kernelwright.generate.expert.patterns import (
+    NORMALIZATIONS,
+    Analysis,
+    Input,
+    Norm,
+    RowReduce,
+    Value,
+)
 from kernelwright.generate.expert.templates.triton import (
     NormTemplate,
     RowReduceTemplate,
