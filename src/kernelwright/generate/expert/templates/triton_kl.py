@@ -1,7 +1,7 @@
 """Triton template for the distillation loss (KLDivergence): KL(softmax(t) || softmax(s)) summed over rows.
 
-triton.kl_div: one program per row reads both rows of logits once, tile by tile, and keeps three online
-sums under running maxima: of exp(s - max s), of exp(t - max t), and of exp(t - max t) * (t - s). With
+triton.kl_div: one program per row reads both rows of logits once, tile by tile (over the row's 16-aligned
+interior, then the few elements either side), and keeps three online sums under running maxima: of exp(s - max s), of exp(t - max t), and of exp(t - max t) * (t - s). With
 the teacher's p = exp(t - max t) / S_t, the row's KL is
 
     sum p (log p - log q) = W / S_t + (max s - max t) + log(S_s / S_t)
@@ -78,16 +78,42 @@ w = tl.sum(w_lane * rescale, axis=0)
 """),
 }
 
+# Tiles over the row's 16-aligned interior, which Triton loads in vectors, then one tile of 32 lanes for the
+# up to 15 elements before and after it, whose sums join the lanes' at the end. Rows of BERT's 30522 columns
+# start anywhere, and tiles from the row's start load element by element: 82 % of the speed of light on an
+# H200 against 94-95 % aligned (probe explore11).
 _KL_ROWS = """@triton.jit
 def kw_kl_rows({args}loss, cols, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
-    base = row * cols
-{init}    for start in range(0, cols, BLOCK):
-        c = start + tl.arange(0, BLOCK)
-        mask = c < cols
-        s = tl.where(mask, kw_student({args}base + c, c, mask), -float("inf"))
-        t = tl.where(mask, kw_teacher({args}base + c, c, mask), -float("inf"))
-{step}{end}    tl.store(loss + row, w / st + (ms - mt) + tl.log(ss / st))
+    start = row * cols
+    end = start + cols
+    lo = (start + 15) // 16 * 16
+    hi = tl.maximum(end // 16 * 16, lo)
+    lane = tl.arange(0, BLOCK)
+{init}    for i in range(0, tl.cdiv(hi - lo, BLOCK)):
+        offs = lo + i * BLOCK + lane
+        c = offs - start
+        mask = lane < (hi - lo - i * BLOCK).to(tl.int32)
+        s = tl.where(mask, kw_student({args}offs, c, mask), -float("inf"))
+        t = tl.where(mask, kw_teacher({args}offs, c, mask), -float("inf"))
+{step}{end}    edge = tl.arange(0, 32)
+    offs = tl.where(edge < 16, start + edge, hi + edge - 16)
+    c = offs - start
+    mask = tl.where(edge < 16, offs < tl.minimum(lo, end), (offs >= lo) & (offs < end))
+    s = tl.where(mask, kw_student({args}offs, c, mask), -float("inf"))
+    t = tl.where(mask, kw_teacher({args}offs, c, mask), -float("inf"))
+    ms_new = tl.maximum(ms, tl.max(s, axis=0))
+    safe_s = tl.where(ms_new == -float("inf"), 0.0, ms_new)
+    ss = ss * tl.exp(ms - safe_s) + tl.sum(tl.exp(s - safe_s), axis=0)
+    ms = ms_new
+    mt_new = tl.maximum(mt, tl.max(t, axis=0))
+    safe_t = tl.where(mt_new == -float("inf"), 0.0, mt_new)
+    scale = tl.exp(mt - safe_t)
+    e = tl.exp(t - safe_t)
+    st = st * scale + tl.sum(e, axis=0)
+    w = w * scale + tl.sum(tl.where(e > 0.0, e * (t - s), 0.0), axis=0)
+    mt = mt_new
+    tl.store(loss + row, w / st + (ms - mt) + tl.log(ss / st))
 """
 
 _KL_TOTAL = """@triton.jit
@@ -118,8 +144,8 @@ class KLDivTemplate:
         p = analysis.pattern
         assert isinstance(p, KLDivergence)
         # Small tiles first: two rows of logits per program and five running sums per lane keep registers
-        # busy; on an H200 (BERT's vocabulary) tiles of 1024 on 4 warps ran at 82 % of the speed of light,
-        # 4096 on 16 warps at 66 %.
+        # busy; on an H200 (BERT's vocabulary, aligned tiles) tiles of 1024 on 4 warps ran at 95 % of the speed
+        # of light, 2048 on 4 or 8 warps at 92-94 %, 4096 on 8 warps at 84 %.
         return {"strategy": ("tile", "lane"), "BLOCK": (1024, 2048, 512, 4096), "num_warps": (4, 8, 2)}
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
