@@ -140,6 +140,8 @@ def test_each_case_has_one_template_and_defaults_come_first():
     assert "math" not in TEMPLATES["cpu.pointwise"].space(CASES["leaky_relu"].analysis())  # no exp, log, erf, tanh
     assert defaults(TEMPLATES["cpu.norm"], CASES["layer_norm"].analysis()) == {
         "threads_over": "rows", "accumulate": "double", "unroll": False}
+    # Sums of exponentials accumulate in float first (a double sum halves the exp loop's vectors).
+    assert defaults(TEMPLATES["cpu.row_reduce"], CASES["softmax"].analysis())["accumulate"] == "float"
     assert "accumulate" not in TEMPLATES["cpu.row_reduce"].space(CASES["argmax"].analysis())
 
 

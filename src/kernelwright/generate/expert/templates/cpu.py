@@ -432,9 +432,12 @@ def _row_source(kernel: _Kernel, name: str, kind: str, prologue: Expr, epilogue:
             + _ROWS.substitute(name=name, params=kernel.params, out_t=out_t, body=text))
 
 
-def _row_space(sums: bool) -> dict[str, tuple[Any, ...]]:
-    # Double accumulation is the default: closer to torch's cascaded fp32 sums than one running float.
-    accumulate = {"accumulate": ("double", "float")} if sums else {}
+def _row_space(sums: bool, exponentials: bool = False) -> dict[str, tuple[Any, ...]]:
+    # Double accumulation first for sums, means and norms: closer to torch's cascaded fp32 sums than the simd
+    # loop's 8 float lanes. Float first for sums of exponentials (softmax, log-softmax, logsumexp): a double
+    # sum there halves the vector width of the exp loop. Masked softmax, 1024 x 1024 on a 2-core EPYC: 0.79 ms
+    # in float, 1.09 ms in double, eager 1.25 ms.
+    accumulate = {"accumulate": ("float", "double") if exponentials else ("double", "float")} if sums else {}
     return {"threads_over": ("rows",), **accumulate, "unroll": (False, True)}
 
 
@@ -455,7 +458,8 @@ class RowReduceTemplate:
     def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
         p = analysis.pattern
         assert isinstance(p, RowReduce)
-        return {**_row_space(p.kind in _SUM_LIKE), **_math([p.prologue, p.epilogue], p.kind)}
+        return {**_row_space(p.kind in _SUM_LIKE, p.kind in ("softmax", "log_softmax", "logsumexp")),
+                **_math([p.prologue, p.epilogue], p.kind)}
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
