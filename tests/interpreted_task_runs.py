@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 
+def task_job(task: Path | str, analysis: Any, template: str, params: dict[str, Any], shape: dict[str, int],
+             dtype: str = "float32", exact: bool = False) -> dict[str, Any]:
+    """One job: `template`'s candidate at `params`, rendered from `analysis`, against the task file's own
+    reference with its globals set to `shape`, in `dtype` (every bit the same with `exact`)."""
+    return {"task": str(task), "analysis": analysis, "template": template, "params": params, "globals": shape,
+            "dtype": dtype} | ({"exact": True} if exact else {})
+
+
 def run_task_jobs(jobs: list[dict[str, Any]]) -> list[str | None]:
     """The jobs' outcomes, from a fresh interpreter process (the caller's Triton state is left alone)."""
     env = {**os.environ, "TRITON_INTERPRET": "1"}

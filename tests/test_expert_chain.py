@@ -15,6 +15,7 @@ from typing import Any
 
 import expert_tasks
 import pytest
+from interpreted_task_runs import task_job
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.patterns import (
@@ -86,8 +87,7 @@ def jobs(folder: Path) -> list[dict[str, Any]]:
         path = BUILTIN / f"{name}.py" if name.startswith("fused_") else folder / f"{name}.py"
         for dtype in DTYPES:
             analysis = analysis_of(path, dtype)
-            found += [{"task": str(path), "analysis": analysis, "template": "triton.chain",
-                       "params": params, "globals": shape, "dtype": dtype} for params in points(analysis)]
+            found += [task_job(path, analysis, "triton.chain", params, shape, dtype) for params in points(analysis)]
     return found
 
 
@@ -138,9 +138,9 @@ def test_the_chains_compute_the_task_s_reference_under_the_interpreter(tmp_path:
     # multiply, the down product (rounding silu(gate) * up once instead differs on about a third of these
     # rows; on an H200 that failed 1 of SwiGLU's 8.4 M outputs, after its 14336-long sum).
     swiglu = analysis_of("fused_llama3_swiglu_mlp", "bfloat16")
-    todo.append({"task": str(BUILTIN / "fused_llama3_swiglu_mlp.py"), "analysis": swiglu, "template": "triton.chain",
-                 "params": defaults(TEMPLATES["triton.chain"], swiglu), "dtype": "bfloat16", "exact": True,
-                 "globals": {"batch": 1, "seq_len": 256, "hidden": 1, "intermediate": 1}})
+    todo.append(task_job(BUILTIN / "fused_llama3_swiglu_mlp.py", swiglu, "triton.chain",
+                         defaults(TEMPLATES["triton.chain"], swiglu),
+                         {"batch": 1, "seq_len": 256, "hidden": 1, "intermediate": 1}, "bfloat16", exact=True))
     outcomes = run_task_jobs(todo)
     failures = [outcome for outcome in outcomes if outcome is not None]
     assert len(outcomes) == len(todo) and not failures, "\n".join(failures)

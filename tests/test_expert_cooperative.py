@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from expert_tasks import analysis_of, write_task
+from interpreted_task_runs import task_job
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.patterns import (
@@ -144,8 +145,7 @@ def jobs(folder: Path) -> dict[str, list[dict[str, Any]]]:
         space = template.space(analysis)
         first, last = defaults(template, analysis), {key: values[-1] for key, values in space.items()}
         shape = SUITE_SHAPES.get(name) or CUSTOM_SHAPES.get(name, CUSTOM_SHAPE)
-        by_task[name] = [{"task": str(path), "analysis": analysis, "template": template.name, "params": params,
-                          "globals": shape, "dtype": dtype}
+        by_task[name] = [task_job(path, analysis, template.name, params, shape, dtype)
                          for params, dtype in ((first, "float32"), (last, "float32"), (first, "bfloat16"))]
     return by_task
 

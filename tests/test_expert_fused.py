@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from expert_tasks import analysis_of
 from interpreted_evaluation import quick_evaluator, small_suite_copy
+from interpreted_task_runs import task_job
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.patterns import Analysis
@@ -121,8 +122,7 @@ def jobs(folder: Path) -> dict[str, list[dict[str, Any]]]:
         for dtype in DTYPES:
             analysis = analysis_of(path, dtype)
             template = template_for(analysis)
-            by_task[name] += [{"task": str(path), "analysis": analysis, "template": template.name, "params": params,
-                               "globals": shape, "dtype": dtype}
+            by_task[name] += [task_job(path, analysis, template.name, params, shape, dtype)
                               for params in corners(template, analysis) for shape in SHAPES[name]]
     return by_task
 

@@ -14,6 +14,7 @@ import expert_tasks
 import pytest
 from expert_tasks import analysis_of
 from interpreted_evaluation import quick_evaluator, small_suite_copy
+from interpreted_task_runs import task_job
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.patterns import (
@@ -162,8 +163,7 @@ def jobs(folder: Path, backend: str = "triton") -> dict[str, list[dict[str, Any]
         shapes = SUITE_SHAPES if name == "loss_kl_distill" else CUSTOM_SHAPES
         runs = [(params, shape, "float32") for params in points for shape in shapes]
         runs += [(params, BF16[name], "bfloat16") for params in points[:2] if name in BF16 and backend == "triton"]
-        by_task[name] = [{"task": str(path), "analysis": analysis, "template": template.name, "params": params,
-                          "globals": shape, "dtype": dtype} for params, shape, dtype in runs]
+        by_task[name] = [task_job(path, analysis, template.name, params, shape, dtype) for params, shape, dtype in runs]
     return by_task
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from expert_tasks import analysis_of
+from interpreted_task_runs import task_job
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.patterns import (
@@ -125,8 +126,8 @@ def jobs(folder: Path) -> list[dict[str, Any]]:
             first = defaults(template, analysis)
             small = {**first, "BLOCK_M": 16, "BLOCK_N": 16, "BLOCK_K": 16, "GROUP_M": 1}
             small |= {"precision": "ieee"} if "precision" in first else {}
-            found += [{"task": str(path), "analysis": analysis, "template": template.name, "params": params,
-                       "globals": shape, "dtype": dtype} for params in (first, small) for shape in globals_]
+            found += [task_job(path, analysis, template.name, params, shape, dtype)
+                      for params in (first, small) for shape in globals_]
     return found
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from expert_tasks import analysis_of, write_task
 from interpreted_evaluation import quick_evaluator, small_suite_copy
+from interpreted_task_runs import task_job
 
 from kernelwright.evaluate.checks import check_candidate
 from kernelwright.generate.expert.patterns import (
@@ -179,8 +180,7 @@ def jobs(folder: Path, backend: str = "triton") -> dict[str, list[dict[str, Any]
         points = corners(template, analysis)
         runs = [(params, shape, "float32") for params in points for shape in SUITE_SHAPES.get(name, CUSTOM_SHAPES)]
         runs += [(params, BF16[name], "bfloat16") for params in points[:2] if name in BF16 and backend == "triton"]
-        by_task[name] = [{"task": str(path), "analysis": analysis, "template": template.name, "params": params,
-                          "globals": shape, "dtype": dtype} for params, shape, dtype in runs]
+        by_task[name] = [task_job(path, analysis, template.name, params, shape, dtype) for params, shape, dtype in runs]
     return by_task
 
 
