@@ -108,7 +108,8 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
 """
 # Softmax and log-softmax. stats: per row, K pairs (the chunk's max m and its sum of exp(v - m)). Softmax
 # holds exp(v - m) in registers and scales it at the write by exp(m - M) / S: one exponential an element
-# (H200 probe: 81 % of the speed of light against 78 % taking the exponential again at the write).
+# (H200 probe explore7: 81-82 % of the speed of light against 78-81 % taking the exponential again at the
+# write).
 # Rows whose start is not a multiple of 16 elements (a vocabulary of 50257) would make every load and
 # store scalar: the chunks tile the row's 16-aligned interior, loaded in vectors, and with EDGES program 0
 # also takes the up to 15 elements before and after it, one lane each (two more reductions a row, which
