@@ -169,6 +169,62 @@ def test_candidates_compute_the_task_s_reference_under_the_interpreter(outcomes,
     assert len(outcomes[name]) == 3
 
 
+# -- the chunks a GPU's K programs take -----------------------------------------------------------------
+
+# Appended to a softmax candidate: each (row, k) program counts the elements its kw_place gives it.
+_COVER = """
+
+@triton.jit
+def kw_cover(hits, cols, chunk, CHUNK: tl.constexpr):
+    row = tl.program_id(0)
+    k = tl.program_id(1)
+    offs, c, inside, edge_offs, edge_c, edge_inside = kw_place(row, cols, k, chunk, tl.arange(0, CHUNK),
+                                                               tl.arange(0, 32))
+    tl.atomic_add(hits + offs, 1, mask=inside)
+    tl.atomic_add(hits + edge_offs, 1, mask=edge_inside)
+    tl.atomic_add(hits + offs, tl.where(c == offs - row.to(tl.int64) * cols, 0, 100), mask=inside)
+"""
+
+_COUNT = """
+import importlib.util, json, sys
+import torch, triton
+spec = importlib.util.spec_from_file_location("covered", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+wrong = []
+for cols, block in json.loads(sys.argv[2]):
+    chunk = triton.cdiv(triton.cdiv(cols, triton.cdiv(cols, block)), 16) * 16  # the forward's, on a GPU
+    k = triton.cdiv(cols, chunk)
+    hits = torch.zeros(5 * cols, dtype=torch.int32)
+    module.kw_cover[(5, k)](hits, cols, chunk, CHUNK=block)
+    if not bool((hits == 1).all()):
+        wrong.append([cols, block, k, torch.nonzero(hits != 1).flatten()[:8].tolist()])
+print(json.dumps(wrong))
+"""
+
+
+def test_k_programs_chunks_and_edges_cover_each_element_of_a_row_once(tmp_path: Path) -> None:
+    """The interpreter gives each row one program, so the K chunks of a row on a GPU are checked apart: for rows
+    aligned or not, long or shorter than 16, every element lies in exactly one program's chunk or edge."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    analysis = analysis_of(BUILTIN / "softmax_log_softmax.py")
+    candidate = tmp_path / "covered.py"
+    candidate.write_text(SOFTMAX.render(analysis, defaults(SOFTMAX, analysis)) + _COVER)
+    script = tmp_path / "count.py"
+    script.write_text(_COUNT)
+    shapes = [[50257, 4096], [50257, 2048], [30001, 8192], [16400, 4096], [128256, 4096], [1000, 256], [1008, 64],
+              [33, 16], [17, 16], [13, 16], [3, 16]]
+    done = subprocess.run([sys.executable, str(script), str(candidate), json.dumps(shapes)], capture_output=True,
+                          text=True, env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
 # -- compiled for an H100 -------------------------------------------------------------------------------
 
 def as_on_a_gpu(launch: Any, block: int) -> Any:
