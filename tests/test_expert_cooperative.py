@@ -220,7 +220,7 @@ def test_k_programs_chunks_and_edges_cover_each_element_of_a_row_once(tmp_path: 
     shapes = [[50257, 4096], [50257, 2048], [30001, 8192], [16400, 4096], [128256, 4096], [1000, 256], [1008, 64],
               [33, 16], [17, 16], [13, 16], [3, 16]]
     done = subprocess.run([sys.executable, str(script), str(candidate), json.dumps(shapes)], capture_output=True,
-                          text=True, env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600)
+                          text=True, env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1]) == []
 
