@@ -138,10 +138,12 @@ def test_each_case_has_one_template_and_defaults_come_first():
     assert defaults(TEMPLATES["cpu.pointwise"], CASES["gelu"].analysis()) == {
         "schedule": "parallel_simd", "chunk": 0, "math": "vector"}
     assert "math" not in TEMPLATES["cpu.pointwise"].space(CASES["leaky_relu"].analysis())  # no exp, log, erf, tanh
+    # Float sums first where they only scale every element (a double sum halves the loop's vectors); double
+    # first where the sum is the result.
     assert defaults(TEMPLATES["cpu.norm"], CASES["layer_norm"].analysis()) == {
-        "threads_over": "rows", "accumulate": "double", "unroll": False}
-    # Sums of exponentials accumulate in float first (a double sum halves the exp loop's vectors).
+        "threads_over": "rows", "accumulate": "float", "unroll": False}
     assert defaults(TEMPLATES["cpu.row_reduce"], CASES["softmax"].analysis())["accumulate"] == "float"
+    assert defaults(TEMPLATES["cpu.row_reduce"], CASES["sum"].analysis())["accumulate"] == "double"
     assert "accumulate" not in TEMPLATES["cpu.row_reduce"].space(CASES["argmax"].analysis())
 
 
