@@ -187,14 +187,13 @@ def kw_cover(hits, cols, chunk, CHUNK: tl.constexpr):
 
 _COUNT = """
 import importlib.util, json, sys
-import torch, triton
+import torch
 spec = importlib.util.spec_from_file_location("covered", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 wrong = []
 for cols, block in json.loads(sys.argv[2]):
-    chunk = triton.cdiv(triton.cdiv(cols, triton.cdiv(cols, block)), 16) * 16  # the forward's, on a GPU
-    k = triton.cdiv(cols, chunk)
+    chunk, k = module.kw_chunks(cols, block)  # as the forward sizes them on a GPU
     hits = torch.zeros(5 * cols, dtype=torch.int32)
     module.kw_cover[(5, k)](hits, cols, chunk, CHUNK=block)
     if not bool((hits == 1).all()):
@@ -229,13 +228,12 @@ def test_k_programs_chunks_and_edges_cover_each_element_of_a_row_once(tmp_path: 
 
 def as_on_a_gpu(launch: Any, block: int) -> Any:
     """A launch recorded on the meta device (which, as the interpreter, gets one program per row) made the
-    GPU's, as the candidate sizes it: rows in equal chunks of at most `block` elements, a multiple of 16."""
+    GPU's: rows in the chunks of at most `block` elements that the candidate's own kw_chunks gives."""
     import triton
 
     kernel, args, kwargs = launch
     named = dict(zip(kernel.arg_names, args))
-    chunk = triton.cdiv(triton.cdiv(named["cols"], triton.cdiv(named["cols"], block)), 16) * 16
-    k = triton.cdiv(named["cols"], chunk)
+    chunk, k = kernel.fn.__globals__["kw_chunks"](named["cols"], block)  # the candidate module's
     named |= {"chunk": chunk, "K": k}
     return kernel, tuple(named.values()), kwargs | {"CHUNK": block, "KP": triton.next_power_of_2(k)}
 

@@ -213,9 +213,18 @@ _GROUP_SCALE = """        if ONE_CHANNEL:
             channel = (row % GROUPS) * per_group + c // hw
 {each}"""
 
-# CTAs of the compiled kernel that one SM holds at once. Every NVIDIA GPU since Maxwell has 64K registers per
-# SM, given to warps in blocks of 256 (asking the driver through Triton costs 0.8 ms a call).
-_RESIDENT = '''
+# The forward's host helpers. kw_chunks: a row's equal chunks, a multiple of 16 elements, which Triton then
+# knows (it specializes on it) and loads in vectors where rows are aligned too (an H200 probe of the softmax
+# over a vocabulary, chunks of 4008 elements: 254 registers a thread, scalar loads; of 4016: 127).
+# kw_resident: CTAs of the compiled kernel that the GPU holds at once; every NVIDIA GPU since Maxwell has 64K
+# registers per SM, given to warps in blocks of 256 (asking the driver through Triton costs 0.8 ms a call).
+_HOST = '''
+
+def kw_chunks(length: int, block: int) -> tuple[int, int]:
+    """A row of `length` elements in equal chunks of at most `block`, a multiple of 16: (chunk, how many)."""
+    chunk = triton.cdiv(triton.cdiv(length, triton.cdiv(length, block)), 16) * 16
+    return chunk, triton.cdiv(length, chunk)
+
 
 def kw_resident(compiled, warps: int) -> int:
     """How many programs of `compiled` (with `warps` warps) the current GPU, where Triton launches, holds at
@@ -268,7 +277,7 @@ class CooperativeNormTemplate:
                   + _KERNEL.format(args=kernel.args, affine="".join(f"{name}, " for name, _ in channel),
                                    group="hw, per_group, GROUPS: tl.constexpr, ONE_CHANNEL: tl.constexpr, "
                                    if channel else "", eps=repr(float(p.eps)), scale=scale)
-                  + _RESIDENT)
+                  + _HOST)
         rows, cols = ("kw_rows", "kw_cols") if not group else (f"kw_rows * {p.groups}", f"kw_cols // {p.groups}")
         launch = [f"kw_{name} = self.{w.name}.contiguous()" for name, w in channel] + _buffers(rows, cols, params)
         if channel:
@@ -313,7 +322,7 @@ class CooperativeSoftmaxTemplate:
                      for key, (offs, c, mask) in loads.items()}
         source = (kernel.helper("kw_prologue", p.prologue) + "\n\n"
                   + kernel.helper("kw_epilogue", epilogue, with_value=True) + "\n\n"
-                  + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _RESIDENT)
+                  + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _HOST)
         launch = _buffers("kw_rows", "kw_cols", params) + _grid_launch(
             "{tensors}", f"LOG={p.kind == 'log_softmax'}, EDGES=kw_len % 16 != 0, ", params)
         return kernel.candidate(source, launch, _doc(self.name, f"{p.kind} over the last dim", params))
@@ -325,11 +334,7 @@ def _buffers(rows: str, cols: str, params: dict[str, Any]) -> list[str]:
         f"kw_n, kw_len = {rows}, {cols}",
         # One program per row under the interpreter (see the module's doc); K programs per row on a GPU.
         f"kw_block = {int(params['CHUNK'])} if kw_x.is_cuda else triton.next_power_of_2(kw_len)",
-        # Chunks of equal length, a multiple of 16 elements, which Triton then knows (it specializes on it)
-        # and loads in vectors where rows are aligned too. An H200 probe of this kernel's softmax over a
-        # vocabulary, chunks of 4008 elements: 254 registers a thread, scalar loads; of 4016: 127.
-        "kw_chunk = triton.cdiv(triton.cdiv(kw_len, triton.cdiv(kw_len, kw_block)), 16) * 16",
-        "kw_k = triton.cdiv(kw_len, kw_chunk)",
+        "kw_chunk, kw_k = kw_chunks(kw_len, kw_block)",
         "kw_out = torch.empty_like(kw_x)",
         "kw_stats = torch.empty(kw_n * kw_k * 2, dtype=torch.float32, device=kw_x.device)",
         "kw_counter = torch.zeros(kw_n, dtype=torch.int32, device=kw_x.device)",
