@@ -11,10 +11,12 @@ programs waiting on each other run on the GPU only (test_expert_gpu.py).
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from child_jobs import run_child, serve
 from expert_tasks import analysis_of, write_task
 from interpreted_task_runs import task_job
 
@@ -185,43 +187,33 @@ def kw_cover(hits, cols, chunk, CHUNK: tl.constexpr):
     tl.atomic_add(hits + offs, tl.where(c == offs - row.to(tl.int64) * cols, 0, 100), mask=inside)
 """
 
-_COUNT = """
-import importlib.util, json, sys
-import torch
-spec = importlib.util.spec_from_file_location("covered", sys.argv[1])
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-wrong = []
-for cols, block in json.loads(sys.argv[2]):
+def _cover(job: dict[str, Any]) -> list[int]:
+    """In the child: a row of `cols` elements in the candidate's chunks for `block`, five rows counted by
+    kw_cover; the first few elements hit other than once."""
+    import torch
+    from sm90_launches import load_module
+
+    module = load_module(Path(job["path"]))
+    cols, block = job["cols"], job["block"]
     chunk, k = module.kw_chunks(cols, block)  # as the forward sizes them on a GPU
     hits = torch.zeros(5 * cols, dtype=torch.int32)
     module.kw_cover[(5, k)](hits, cols, chunk, CHUNK=block)
-    if not bool((hits == 1).all()):
-        wrong.append([cols, block, k, torch.nonzero(hits != 1).flatten()[:8].tolist()])
-print(json.dumps(wrong))
-"""
+    return torch.nonzero(hits != 1).flatten()[:8].tolist()
 
 
 def test_k_programs_chunks_and_edges_cover_each_element_of_a_row_once(tmp_path: Path) -> None:
     """The interpreter gives each row one program, so the K chunks of a row on a GPU are checked apart: for rows
     aligned or not, long or shorter than 16, every element lies in exactly one program's chunk or edge."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     pytest.importorskip("triton")
     analysis = analysis_of(BUILTIN / "softmax_log_softmax.py")
     candidate = tmp_path / "covered.py"
     candidate.write_text(SOFTMAX.render(analysis, defaults(SOFTMAX, analysis)) + _COVER)
-    script = tmp_path / "count.py"
-    script.write_text(_COUNT)
-    shapes = [[50257, 4096], [50257, 2048], [30001, 8192], [16400, 4096], [128256, 4096], [1000, 256], [1008, 64],
-              [33, 16], [17, 16], [13, 16], [3, 16]]
-    done = subprocess.run([sys.executable, str(script), str(candidate), json.dumps(shapes)], capture_output=True,
-                          text=True, env={**os.environ, "TRITON_INTERPRET": "1"}, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert json.loads(done.stdout.splitlines()[-1]) == []
+    shapes = [(50257, 4096), (50257, 2048), (30001, 8192), (16400, 4096), (128256, 4096), (1000, 256), (1008, 64),
+              (33, 16), (17, 16), (13, 16), (3, 16)]
+    batch = [{"path": str(candidate), "cols": cols, "block": block} for cols, block in shapes]
+    outcomes = run_child(__file__, "interpret", batch)
+    assert all(outcome == [] for outcome in outcomes), [(job, outcome) for job, outcome in zip(batch, outcomes)
+                                                        if outcome != []]
 
 
 # -- compiled for an H100 -------------------------------------------------------------------------------
@@ -262,3 +254,7 @@ def test_the_gpu_launches_compile_for_sm90(sm90_compiler, tmp_path: Path, name: 
                     ptx = kernel.asm["ptx"]
                     assert "ld.global.v4" in ptx and "st.global.v4" in ptx, (name, params, dtype)
     assert compiled == 8
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], {"interpret": _cover})
