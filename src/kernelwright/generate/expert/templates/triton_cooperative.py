@@ -23,7 +23,6 @@ use, which bounds how many programs an SM holds; 0 leaves it to the compiler).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from kernelwright.generate.expert.patterns import (
@@ -239,8 +238,7 @@ def kw_resident(compiled, warps: int) -> int:
 
 
 def _long_rows(p: Norm) -> bool:
-    cols = math.prod(p.shape[-p.dims:]) // p.groups if p.shape else 1
-    return cols >= MIN_COLS
+    return _row_width(p) // p.groups >= MIN_COLS  # a group norm's row is one group
 
 
 class CooperativeNormTemplate:
