@@ -34,6 +34,7 @@ from kernelwright.generate.expert.patterns import (
     Value,
 )
 from kernelwright.generate.expert.templates.triton import (
+    ALIGNED_ROW,
     NormTemplate,
     RowReduceTemplate,
     _doc,
@@ -110,8 +111,8 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
 # (H200 probe explore7: 81-82 % of the speed of light against 78-81 % taking the exponential again at the
 # write).
 # Rows whose start is not a multiple of 16 elements (a vocabulary of 50257) would make every load and
-# store scalar: the chunks tile the row's 16-aligned interior, loaded in vectors, and with EDGES program 0
-# also takes the up to 15 elements before and after it, one lane each (two more reductions a row, which
+# store scalar: the chunks tile the row's 16-aligned interior (ALIGNED_ROW), loaded in vectors, and with EDGES
+# program 0 also takes the up to 15 elements before and after it, one lane each (two more reductions a row, which
 # cost 3-6 points where rows are aligned, so EDGES is off there). A chunk's mask compares the lane with one
 # 32-bit bound, not each element's 64-bit offset with the interior's end (5 points on an H200). Where the
 # prologue is the input itself, masked lanes load as -inf: tl.where(inside, v, -inf) over the loaded value
@@ -119,16 +120,12 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
 _SOFTMAX_KERNEL = """@triton.jit
 def kw_place(row, cols, k, chunk, lane, edge):
     start = row.to(tl.int64) * cols
-    end = start + cols
-    lo = (start + 15) // 16 * 16
-    hi = end // 16 * 16
+    lo, hi = kw_interior(start, cols)
     base = lo + k * chunk
     offs = base + lane
     inside = lane < tl.minimum(chunk, hi - base).to(tl.int32)
-    edge_offs = tl.where(edge < 16, start + edge, hi + edge - 16)
-    # program 0 only; the head stops at the interior (or the row's end), the tail starts past the interior
-    edge_inside = (tl.where(edge < 16, (edge_offs < lo) & (edge_offs < end), (edge_offs >= lo) & (edge_offs < end))
-                   & (edge + k * 32 < 32))
+    edge_offs, edge_inside = kw_edges(start, cols, lo, hi)
+    edge_inside = edge_inside & (edge + k * 32 < 32)  # program 0's
     return offs, offs - start, inside, edge_offs, edge_offs - start, edge_inside
 
 
@@ -320,7 +317,7 @@ class CooperativeSoftmaxTemplate:
                      for key, (offs, c, mask) in loads.items()}
         source = (kernel.helper("kw_prologue", p.prologue) + "\n\n"
                   + kernel.helper("kw_epilogue", epilogue, with_value=True) + "\n\n"
-                  + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _HOST)
+                  + ALIGNED_ROW + "\n\n" + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _HOST)
         launch = _buffers("kw_rows", "kw_cols", params) + _grid_launch(
             "{tensors}", f"LOG={p.kind == 'log_softmax'}, EDGES=kw_len % 16 != 0, ", params)
         return kernel.candidate(source, launch, _doc(self.name, f"{p.kind} over the last dim", params))
