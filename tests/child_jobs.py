@@ -3,8 +3,8 @@
 The test module is its own child (`python test_x.py MODE`, the jobs as JSON on stdin, the outcomes as
 JSON on the last line of stdout) and ends with
 `if __name__ == "__main__": serve(sys.argv[1], {"compile": ..., "interpret": ...})`. TRITON_INTERPRET is
-set before the child imports Triton, in "interpret" mode only, so neither mode disturbs the tests'
-own Triton state.
+set before the child imports Triton, in the modes whose name starts with "interpret" only (a module may
+have several: "interpret", "interpret-pack"), so no mode disturbs the tests' own Triton state.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def run_child(module_file: str, mode: str, batch: list[dict[str, Any]], timeout:
     result, or the failure's text), or "unavailable" when compiling and this Triton has no NVIDIA backend."""
     env = dict(os.environ)
     env.pop("TRITON_INTERPRET", None)
-    if mode == "interpret":
+    if mode.startswith("interpret"):
         env["TRITON_INTERPRET"] = "1"
     done = subprocess.run([sys.executable, module_file, mode], input=json.dumps(batch), capture_output=True,
                           text=True, env=env, timeout=timeout, check=False)

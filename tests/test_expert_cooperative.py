@@ -216,6 +216,52 @@ def test_k_programs_chunks_and_edges_cover_each_element_of_a_row_once(tmp_path: 
                                                         if outcome != []]
 
 
+# Appended to a candidate: kw_pack's slots for pairs (a, b), and what kw_unpack makes of them.
+_ROUNDTRIP = """
+
+@triton.jit
+def kw_roundtrip(a, b, slots, a_back, b_back, N: tl.constexpr):
+    i = tl.arange(0, N)
+    slot = kw_pack(tl.load(a + i), tl.load(b + i))
+    tl.store(slots + i, slot)
+    got_a, got_b = kw_unpack(slot)
+    tl.store(a_back + i, got_a)
+    tl.store(b_back + i, got_b)
+"""
+
+
+def _roundtrip(job: dict[str, Any]) -> dict[str, list[int]]:
+    """In the child: the slots and the bits unpacked from them, for the pairs of the job."""
+    import torch
+    from sm90_launches import load_module
+
+    module = load_module(Path(job["path"]))
+    a, b = (torch.tensor(job[key], dtype=torch.float32) for key in ("a", "b"))
+    slots = torch.empty(len(a), dtype=torch.int64)
+    a_back, b_back = torch.empty_like(a), torch.empty_like(b)
+    module.kw_roundtrip[(1,)](a, b, slots, a_back, b_back, N=len(a))
+    return {"slots": slots.tolist(), "a": a_back.view(torch.int32).tolist(), "b": b_back.view(torch.int32).tolist()}
+
+
+def test_a_published_slot_is_never_zero_and_gives_back_both_statistics_bit_for_bit(tmp_path: Path) -> None:
+    """With SLOTS, waiters take a slot of 0 for one not yet written: every pair a program can publish (a any
+    float, b a sum of squares or exponentials: 0 or more, or NaN) must pack to a nonzero slot and unpack exactly."""
+    import torch
+
+    pytest.importorskip("triton")
+    analysis = analysis_of(BUILTIN / "norm_instancenorm.py")
+    candidate = tmp_path / "packed.py"
+    candidate.write_text(TEMPLATE.render(analysis, defaults(TEMPLATE, analysis)) + _ROUNDTRIP)
+    specials = [0.0, -0.0, 1.0, -2.5, 1e-45, -1e-45, 3.4e38, -3.4e38, float("inf"), float("-inf"), float("nan"), 7e-3]
+    pairs = [(a, b) for a in specials for b in (0.0, 1e-45, 1.0, 3.4e38, float("inf"), float("nan"), 123.25, 0.5)]
+    pairs += [(a, 0.0) for a in torch.randn(8).tolist()]
+    a, b = ([pair[i] for pair in pairs] + [0.0] * (128 - len(pairs)) for i in (0, 1))
+    [got] = run_child(__file__, "interpret-pack", [{"path": str(candidate), "a": a, "b": b}])
+    assert all(slot != 0 for slot in got["slots"])
+    bits = {key: torch.tensor(values, dtype=torch.float32).view(torch.int32).tolist() for key, values in (("a", a), ("b", b))}
+    assert got["a"] == bits["a"] and got["b"] == bits["b"]
+
+
 # -- compiled for an H100 -------------------------------------------------------------------------------
 
 def as_on_a_gpu(launch: Any, block: int) -> Any:
@@ -248,13 +294,16 @@ def test_the_gpu_launches_compile_for_sm90(sm90_compiler, tmp_path: Path, name: 
             for launch in launches:
                 kernel = compile_for_sm90(as_on_a_gpu(launch, int(params["CHUNK"])))
                 compiled += 1
+                ptx = kernel.asm["ptx"]
+                # Slots: one relaxed 64-bit exchange, no release fence; or a counter with release semantics.
+                published = "atom.global.gpu.relaxed.exch.b64" if params["SLOTS"] else "red.global.gpu.release.add"
+                assert published in ptx and ("release" in ptx) != params["SLOTS"], (name, params)
                 if template is SOFTMAX:
                     # Chunks of the rows' 16-aligned interiors: 128-bit loads and stores, also where rows of
                     # 50257 elements start anywhere.
-                    ptx = kernel.asm["ptx"]
                     assert "ld.global.v4" in ptx and "st.global.v4" in ptx, (name, params, dtype)
     assert compiled == 8
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], {"interpret": _cover})
+    serve(sys.argv[1], {"interpret": _cover, "interpret-pack": _roundtrip})

@@ -3,10 +3,18 @@ row, each holding its chunk in registers, so that x is read once and the output 
 
 The looped kernels read a long row twice (statistics, then the output) and so top out near two thirds of the
 memory's speed (bench on an H200: instance norm 70 %, group norm 64 %, softmax 65 % of the speed of light).
-Here each of a row's K programs loads its chunk, publishes the chunk's statistics (norms: its mean and sum of
-squared deviations, or its sum of squares for RMS norm; softmax: its max and sum of exponentials) and counts
-itself in at the row's counter; once the count reaches K, every program combines the K statistics (Chan's
-formula for the moments, no cancellation) and writes its chunk from registers.
+Here each of a row's K programs loads its chunk, publishes the chunk's two statistics (norms: its mean and sum
+of squared deviations, or its sum of squares for RMS norm; softmax: its max and sum of exponentials), and once
+all K are in, every program combines them (Chan's formula for the moments, no cancellation) and writes its
+chunk from registers.
+
+Two ways to publish (SLOTS). With slots, a program writes both statistics in one relaxed 64-bit atomic into a
+zeroed slot of its own, the second's sign bit set so that a written slot is never 0, and waiters poll the row's
+K slots. With a counter, it stores them, then counts itself in at the row's counter with release semantics,
+whose fence also waits for the program's earlier output stores to drain; waiters poll the counter. On an H200
+(probes explore14-15) slots gained 3-10 points of the speed of light on softmax, log-softmax and instance norm
+(to 89-92 %), but lost 7 on group norm, whose groups of 1M elements are 256 chunks: every waiter polls 256
+slots.
 
 Waiting at the counter would leave the memory idle, so each program runs one row ahead: it loads and
 publishes its chunk of the next row before waiting for the current one. Programs wait on each other, so
@@ -18,7 +26,7 @@ Triton's interpreter (CPU) runs programs one after another, where a program cann
 there the candidate gives each row one program (K = 1), which waits only for itself.
 
 Parameters: CHUNK (elements a program holds, a power of two), num_warps, maxnreg (registers a thread may
-use, which bounds how many programs an SM holds; 0 leaves it to the compiler).
+use, which bounds how many programs an SM holds; 0 leaves it to the compiler), SLOTS (how programs publish).
 """
 
 from __future__ import annotations
@@ -47,24 +55,61 @@ from kernelwright.generate.expert.templates.triton_group_norm import GroupNormTe
 # Rows shorter than this fit one program's registers: the single-pass row kernels read them once already.
 MIN_COLS = 16384
 
-# stats: per row, K pairs (the chunk's mean and its sum of squared deviations; RMS: its sum of squares).
+# stats: per row, K slots of 64 bits (see the module's doc): a chunk's two statistics, a >= anything, b >= 0.
+_PUBLISH = """@triton.jit
+def kw_pack(a, b):
+    return ((b.to(tl.uint32, bitcast=True) | 0x80000000).to(tl.int64) << 32) | a.to(tl.uint32, bitcast=True).to(tl.int64)
+
+
+@triton.jit
+def kw_unpack(slot):
+    a = (slot & 0xFFFFFFFF).to(tl.uint32).to(tl.float32, bitcast=True)
+    return a, ((slot >> 32) & 0x7FFFFFFF).to(tl.uint32).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def kw_publish(a, b, stats, counter, row, k, K, SLOTS: tl.constexpr):
+    if SLOTS:
+        tl.atomic_xchg(stats + row * K + k, kw_pack(a, b), sem="relaxed")
+    else:
+        at = stats.to(tl.pointer_type(tl.float32)) + (row * K + k) * 2
+        tl.store(at, a)
+        tl.store(at + 1, b)
+        tl.debug_barrier()  # every thread's stores come before the count that publishes them
+        tl.atomic_add(counter + row, 1, sem="release")
+
+
+@triton.jit
+def kw_gather(stats, counter, row, K, ks, SLOTS: tl.constexpr):
+    # Waits for the row's K chunks; their statistics a and b in lanes ks < K, 0 in the others.
+    if SLOTS:
+        slots = tl.load(stats + row * K + ks, mask=ks < K, other=1, volatile=True)
+        while tl.min(tl.where(slots != 0, 1, 0), axis=0) == 0:
+            slots = tl.load(stats + row * K + ks, mask=ks < K, other=1, volatile=True)
+        a, b = kw_unpack(slots)
+    else:
+        while tl.atomic_add(counter + row, 0, sem="acquire") < K:
+            pass
+        at = stats.to(tl.pointer_type(tl.float32)) + (row * K + ks) * 2
+        a = tl.load(at, mask=ks < K, other=0.0, cache_modifier=".cg")
+        b = tl.load(at + 1, mask=ks < K, other=0.0, cache_modifier=".cg")
+    return tl.where(ks < K, a, 0.0), tl.where(ks < K, b, 0.0)
+"""
+
+# Norms. A chunk's statistics: its mean and its sum of squared deviations (RMS: its sum of squares, and 0).
 _KERNEL = """@triton.jit
-def kw_publish(v, mask, n, stats, counter, row, k, K, RMS: tl.constexpr):
-    at = stats + (row * K + k) * 2
+def kw_moments(v, mask, n, stats, counter, row, k, K, RMS: tl.constexpr, SLOTS: tl.constexpr):
     if RMS:
-        tl.store(at, tl.sum(v * v, axis=0))
+        kw_publish(tl.sum(v * v, axis=0), tl.zeros([], tl.float32), stats, counter, row, k, K, SLOTS)
     else:
         mean = tl.sum(v, axis=0) / n
         d = tl.where(mask, v - mean, 0.0)
-        tl.store(at, mean)
-        tl.store(at + 1, tl.sum(d * d, axis=0))
-    tl.debug_barrier()  # every thread's stores come before the count that publishes them
-    tl.atomic_add(counter + row, 1, sem="release")
+        kw_publish(mean, tl.sum(d * d, axis=0), stats, counter, row, k, K, SLOTS)
 
 
 @triton.jit(do_not_specialize=["rows", "groups"])  # the launch that sizes the grid compiles the same kernel
 def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
-            {group}KP: tl.constexpr, CHUNK: tl.constexpr, RMS: tl.constexpr):
+            {group}KP: tl.constexpr, CHUNK: tl.constexpr, RMS: tl.constexpr, SLOTS: tl.constexpr):
     pid = tl.program_id(0)
     k = pid % K  # this program's chunk of each of its rows
     lane = tl.arange(0, CHUNK)
@@ -79,7 +124,7 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
     x = tl.where(inside, kw_prologue({args}tl.maximum(tl.minimum(first, rows - 1), 0).to(tl.int64) * cols + c, c,
                                      inside), 0.0)
     if first < rows:
-        kw_publish(x, inside, n, stats, counter, first, k, K, RMS)
+        kw_moments(x, inside, n, stats, counter, first, k, K, RMS, SLOTS)
     for step in range(0, tl.cdiv(rows - first, groups)):
         row = first + step * groups
         # The next row's chunk, loaded and published before this row's wait, which it hides.
@@ -87,16 +132,12 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
         x_next = tl.where(inside, kw_prologue({args}tl.minimum(following, rows - 1).to(tl.int64) * cols + c, c,
                                               inside), 0.0)
         if following < rows:
-            kw_publish(x_next, inside, n, stats, counter, following, k, K, RMS)
-        while tl.atomic_add(counter + row, 0, sem="acquire") < K:
-            pass
-        at = stats + (row * K + ks) * 2
+            kw_moments(x_next, inside, n, stats, counter, following, k, K, RMS, SLOTS)
+        means, squares = kw_gather(stats, counter, row, K, ks, SLOTS)
         if RMS:
-            rstd = 1.0 / tl.sqrt_rn(tl.sum(tl.load(at, mask=ks < K, other=0.0, cache_modifier=".cg"), axis=0) / cols + {eps})
+            rstd = 1.0 / tl.sqrt_rn(tl.sum(means, axis=0) / cols + {eps})
             y = x * rstd
         else:
-            means = tl.load(at, mask=ks < K, other=0.0, cache_modifier=".cg")
-            squares = tl.load(at + 1, mask=ks < K, other=0.0, cache_modifier=".cg")
             mean = tl.sum(means * ns, axis=0) / cols
             var = (tl.sum(squares, axis=0) + tl.sum(ns * (means - mean) * (means - mean), axis=0)) / cols
             rstd = 1.0 / tl.sqrt_rn(var + {eps})
@@ -106,7 +147,7 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
         tl.store(out + offs, y.to(out.dtype.element_ty), mask=inside)
         x = x_next
 """
-# Softmax and log-softmax. stats: per row, K pairs (the chunk's max m and its sum of exp(v - m)). Softmax
+# Softmax and log-softmax. A chunk's statistics: its max m and its sum of exp(v - m). Softmax
 # holds exp(v - m) in registers and scales it at the write by exp(m - M) / S: one exponential an element
 # (H200 probe explore7: 81-82 % of the speed of light against 78-81 % taking the exponential again at the
 # write).
@@ -131,7 +172,7 @@ def kw_place(row, cols, k, chunk, lane, edge):
 
 @triton.jit
 def kw_part({args}stats, counter, row, publish, cols, k, K, chunk, lane, edge, LOG: tl.constexpr,
-            EDGES: tl.constexpr):
+            EDGES: tl.constexpr, SLOTS: tl.constexpr):
     offs, c, inside, edge_offs, edge_c, edge_inside = kw_place(row, cols, k, chunk, lane, edge)
     x = {load}
     if EDGES:
@@ -148,11 +189,7 @@ def kw_part({args}stats, counter, row, publish, cols, k, K, chunk, lane, edge, L
         e_edge = tl.exp(x_edge - m_safe)
         total += tl.sum(e_edge, axis=0)
     if publish:
-        at = stats + (row * K + k) * 2
-        tl.store(at, m)
-        tl.store(at + 1, total)
-        tl.debug_barrier()  # every thread's stores come before the count that publishes them
-        tl.atomic_add(counter + row, 1, sem="release")
+        kw_publish(m, total, stats, counter, row, k, K, SLOTS)
     if not LOG:
         x = e
         x_edge = e_edge
@@ -161,7 +198,7 @@ def kw_part({args}stats, counter, row, publish, cols, k, K, chunk, lane, edge, L
 
 @triton.jit(do_not_specialize=["rows", "groups"])  # the launch that sizes the grid compiles the same kernel
 def kw_coop({args}out, stats, counter, rows, cols, chunk, groups, K,
-            KP: tl.constexpr, CHUNK: tl.constexpr, LOG: tl.constexpr, EDGES: tl.constexpr):
+            KP: tl.constexpr, CHUNK: tl.constexpr, LOG: tl.constexpr, EDGES: tl.constexpr, SLOTS: tl.constexpr):
     pid = tl.program_id(0)
     k = pid % K  # this program's chunk of each of its rows
     lane = tl.arange(0, CHUNK)
@@ -170,19 +207,17 @@ def kw_coop({args}out, stats, counter, rows, cols, chunk, groups, K,
     # Loads past the last row read the last row again (or row 0 when there are none), and are not published.
     first = pid // K
     x, x_edge, m = kw_part({args}stats, counter, tl.maximum(tl.minimum(first, rows - 1), 0), first < rows, cols,
-                           k, K, chunk, lane, edge, LOG, EDGES)
+                           k, K, chunk, lane, edge, LOG, EDGES, SLOTS)
     for step in range(0, tl.cdiv(rows - first, groups)):
         row = first + step * groups
         # The next row's chunk, loaded and published before this row's wait, which it hides.
         following = row + groups
         x_next, edge_next, m_next = kw_part({args}stats, counter, tl.minimum(following, rows - 1), following < rows,
-                                            cols, k, K, chunk, lane, edge, LOG, EDGES)
-        while tl.atomic_add(counter + row, 0, sem="acquire") < K:
-            pass
-        at = stats + (row * K + ks) * 2
-        maxes = tl.load(at, mask=ks < K, other=-float("inf"), cache_modifier=".cg")
+                                            cols, k, K, chunk, lane, edge, LOG, EDGES, SLOTS)
+        maxes, sums = kw_gather(stats, counter, row, K, ks, SLOTS)
+        maxes = tl.where(ks < K, maxes, -float("inf"))
         big = tl.max(maxes, axis=0)
-        total = tl.sum(tl.load(at + 1, mask=ks < K, other=0.0, cache_modifier=".cg") * tl.exp(maxes - big), axis=0)
+        total = tl.sum(sums * tl.exp(maxes - big), axis=0)
         if LOG:
             shift = big + tl.log(total)
             y = x - shift
@@ -252,10 +287,14 @@ class CooperativeNormTemplate:
                 and any(t.matches(analysis) for t in (NormTemplate(), GroupNormTemplate())))
 
     def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
-        # On an H200: chunks of 4096 on 4 warps within 128 registers a thread (4 programs per SM) reached 86 %
-        # of the speed of light on instance norm, 78 % on group norm; 2048 on 2 warps as well; 8192 on 8 warps
-        # 71-78 %. Left to itself the compiler took 157 registers (3 programs per SM: 76 %). maxnreg 0: its choice.
-        return {"CHUNK": (4096, 2048, 8192), "num_warps": (4, 2, 8), "maxnreg": (128, 0)}
+        # On an H200, with a counter: chunks of 4096 on 4 warps within 128 registers a thread (4 programs per SM)
+        # reached 86 % of the speed of light on instance norm, 78 % on group norm; 2048 on 2 warps as well; 8192
+        # on 8 warps 71-78 %. Left to itself the compiler took 157 registers (3 programs per SM: 76 %). maxnreg 0:
+        # its choice. With slots (explore14-15): instance norm 91-92 % at each of those points, group norm 70-73 %.
+        # Slots come first unless a row is more than 128 chunks of 4096 elements (group norm's groups: 256).
+        slots_first = _row_width(analysis.pattern) // analysis.pattern.groups <= 128 * 4096
+        return {"CHUNK": (4096, 2048, 8192), "num_warps": (4, 2, 8), "maxnreg": (128, 0),
+                "SLOTS": (True, False) if slots_first else (False, True)}
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
@@ -269,7 +308,7 @@ class CooperativeNormTemplate:
                                     each=_channel_lines(channel, scalar=False)) if channel else ""
         source = (kernel.helper("kw_prologue", p.prologue) + "\n\n"
                   + kernel.helper("kw_epilogue", epilogue, with_value=True) + "\n\n"
-                  + _KERNEL.format(args=kernel.args, affine="".join(f"{name}, " for name, _ in channel),
+                  + _PUBLISH + "\n\n" + _KERNEL.format(args=kernel.args, affine="".join(f"{name}, " for name, _ in channel),
                                    group="hw, per_group, GROUPS: tl.constexpr, ONE_CHANNEL: tl.constexpr, "
                                    if channel else "", eps=repr(float(p.eps)), scale=scale)
                   + _HOST)
@@ -298,10 +337,10 @@ class CooperativeSoftmaxTemplate:
                 and RowReduceTemplate().matches(analysis))
 
     def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
-        # On an H200 (explore7-9): chunks of 2048 on 4 warps, registers the compiler's (56-64), 80-82 % of the
-        # speed of light on both suite tasks in three runs; 4096 on 4 warps within 128 registers 80 % on softmax,
-        # but 52-78 % on log-softmax from one run to the next; 4096 on 8 warps 78-81 %.
-        return {"CHUNK": (2048, 4096, 8192), "num_warps": (4, 8, 2), "maxnreg": (0, 128)}
+        # On an H200 with slots (explore14-15, two runs each): chunks of 4096 on 4 warps within 128 registers,
+        # 89 % of the speed of light on softmax and 86 % on log-softmax; 2048 on 4 warps, registers the
+        # compiler's (56-64), 84 % and 91 %; 4096 on 8 warps 89 % and 79 %. With a counter: 77-81 %.
+        return {"CHUNK": (4096, 2048, 8192), "num_warps": (4, 8, 2), "maxnreg": (128, 0), "SLOTS": (True, False)}
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
@@ -317,7 +356,7 @@ class CooperativeSoftmaxTemplate:
                      for key, (offs, c, mask) in loads.items()}
         source = (kernel.helper("kw_prologue", p.prologue) + "\n\n"
                   + kernel.helper("kw_epilogue", epilogue, with_value=True) + "\n\n"
-                  + ALIGNED_ROW + "\n\n" + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _HOST)
+                  + ALIGNED_ROW + "\n\n" + _PUBLISH + "\n\n" + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _HOST)
         launch = _buffers("kw_rows", "kw_cols", params) + _grid_launch(
             "{tensors}", f"LOG={p.kind == 'log_softmax'}, EDGES=kw_len % 16 != 0, ", params)
         return kernel.candidate(source, launch, _doc(self.name, f"{p.kind} over the last dim", params))
@@ -331,7 +370,7 @@ def _buffers(rows: str, cols: str, params: dict[str, Any]) -> list[str]:
         f"kw_block = {int(params['CHUNK'])} if kw_x.is_cuda else triton.next_power_of_2(kw_len)",
         "kw_chunk, kw_k = kw_chunks(kw_len, kw_block)",
         "kw_out = torch.empty_like(kw_x)",
-        "kw_stats = torch.empty(kw_n * kw_k * 2, dtype=torch.float32, device=kw_x.device)",
+        "kw_stats = torch.zeros(kw_n * kw_k, dtype=torch.int64, device=kw_x.device)",  # unwritten slots are 0
         "kw_counter = torch.zeros(kw_n, dtype=torch.int32, device=kw_x.device)",
     ]
 
@@ -342,7 +381,8 @@ def _grid_launch(tensors: str, constants: str, params: dict[str, Any]) -> list[s
     and after the shared ones."""
     warps, maxnreg = int(params["num_warps"]), int(params["maxnreg"])
     args = tensors + "kw_out, kw_stats, kw_counter, "
-    tail = (f"kw_k, {constants}KP=triton.next_power_of_2(kw_k), CHUNK=kw_block, num_warps={warps}"
+    tail = (f"kw_k, {constants}KP=triton.next_power_of_2(kw_k), CHUNK=kw_block, SLOTS={bool(params['SLOTS'])}, "
+            f"num_warps={warps}"
             + (f", maxnreg={maxnreg}" if maxnreg else ""))
     return [
         # A launch without rows compiles the kernel, whose registers size the grid.
