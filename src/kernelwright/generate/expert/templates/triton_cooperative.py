@@ -8,15 +8,15 @@ of squared deviations, or its sum of squares for RMS norm; softmax: its max and 
 all K are in, every program combines them (Chan's formula for the moments, no cancellation) and writes its
 chunk from registers.
 
-Two ways to publish (SLOTS). With slots, a program writes both statistics in one relaxed 64-bit atomic into a
-zeroed slot of its own, the second's sign bit set so that a written slot is never 0, and waiters poll the row's
-K slots. With a counter, it stores them, then counts itself in at the row's counter with release semantics,
-whose fence also waits for the program's earlier output stores to drain; waiters poll the counter. On an H200
-(probes explore14-15) slots gained 3-10 points of the speed of light on softmax, log-softmax and instance norm
-(to 89-92 %), but lost 7 on group norm, whose groups of 1M elements are 256 chunks: every waiter polls 256
-slots.
+A program publishes both statistics in one relaxed 64-bit atomic into a zeroed slot of its own, the second's
+sign bit set so that a written slot is never 0, and waiters poll the row's K slots, again only where they
+still read 0. The first form stored the statistics, then counted the program in at a per-row counter with
+release semantics, whose fence also waits for the program's earlier output stores to drain: on an H200
+(probes explore14-15, 18) the slots gained 8-10 points of the speed of light on softmax, log-softmax and
+instance norm (to 89-92 %) and tie on group norm (77 %), where polling all 256 slots of its rows each
+time, not only the unwritten ones, had lost 7.
 
-Waiting at the counter would leave the memory idle, so each program runs one row ahead: it loads and
+Waiting for the other chunks would leave the memory idle, so each program runs one row ahead: it loads and
 publishes its chunk of the next row before waiting for the current one. Programs wait on each other, so
 they must all be on the GPU at once: the grid is what the compiled kernel's registers, threads and shared
 memory let every SM hold (`kw_resident`), rows taken in turn, and the launch is cooperative, so that a grid
@@ -26,7 +26,7 @@ Triton's interpreter (CPU) runs programs one after another, where a program cann
 there the candidate gives each row one program (K = 1), which waits only for itself.
 
 Parameters: CHUNK (elements a program holds, a power of two), num_warps, maxnreg (registers a thread may
-use, which bounds how many programs an SM holds; 0 leaves it to the compiler), SLOTS (how programs publish).
+use, which bounds how many programs an SM holds; 0 leaves it to the compiler).
 """
 
 from __future__ import annotations
@@ -68,48 +68,35 @@ def kw_unpack(slot):
 
 
 @triton.jit
-def kw_publish(a, b, stats, counter, row, k, K, SLOTS: tl.constexpr):
-    if SLOTS:
-        tl.atomic_xchg(stats + row * K + k, kw_pack(a, b), sem="relaxed")
-    else:
-        at = stats.to(tl.pointer_type(tl.float32)) + (row * K + k) * 2
-        tl.store(at, a)
-        tl.store(at + 1, b)
-        tl.debug_barrier()  # every thread's stores come before the count that publishes them
-        tl.atomic_add(counter + row, 1, sem="release")
+def kw_publish(a, b, stats, row, k, K):
+    tl.atomic_xchg(stats + row * K + k, kw_pack(a, b), sem="relaxed")
 
 
 @triton.jit
-def kw_gather(stats, counter, row, K, ks, SLOTS: tl.constexpr):
-    # Waits for the row's K chunks; their statistics a and b in lanes ks < K, 0 in the others.
-    if SLOTS:
-        slots = tl.load(stats + row * K + ks, mask=ks < K, other=1, volatile=True)
-        while tl.min(tl.where(slots != 0, 1, 0), axis=0) == 0:
-            slots = tl.load(stats + row * K + ks, mask=ks < K, other=1, volatile=True)
-        a, b = kw_unpack(slots)
-    else:
-        while tl.atomic_add(counter + row, 0, sem="acquire") < K:
-            pass
-        at = stats.to(tl.pointer_type(tl.float32)) + (row * K + ks) * 2
-        a = tl.load(at, mask=ks < K, other=0.0, cache_modifier=".cg")
-        b = tl.load(at + 1, mask=ks < K, other=0.0, cache_modifier=".cg")
+def kw_gather(stats, row, K, ks):
+    # Waits for the row's K chunks; their statistics a and b in lanes ks < K, 0 in the others. Slots already
+    # read stay as read (masked lanes fetch nothing): polling all 256 of group norm's cost 7 points (explore18).
+    slots = tl.load(stats + row * K + ks, mask=ks < K, other=1, volatile=True)
+    while tl.min(tl.where(slots != 0, 1, 0), axis=0) == 0:
+        slots = slots | tl.load(stats + row * K + ks, mask=(ks < K) & (slots == 0), other=0, volatile=True)
+    a, b = kw_unpack(slots)
     return tl.where(ks < K, a, 0.0), tl.where(ks < K, b, 0.0)
 """
 
 # Norms. A chunk's statistics: its mean and its sum of squared deviations (RMS: its sum of squares, and 0).
 _KERNEL = """@triton.jit
-def kw_moments(v, mask, n, stats, counter, row, k, K, RMS: tl.constexpr, SLOTS: tl.constexpr):
+def kw_moments(v, mask, n, stats, row, k, K, RMS: tl.constexpr):
     if RMS:
-        kw_publish(tl.sum(v * v, axis=0), tl.zeros([], tl.float32), stats, counter, row, k, K, SLOTS)
+        kw_publish(tl.sum(v * v, axis=0), tl.zeros([], tl.float32), stats, row, k, K)
     else:
         mean = tl.sum(v, axis=0) / n
         d = tl.where(mask, v - mean, 0.0)
-        kw_publish(mean, tl.sum(d * d, axis=0), stats, counter, row, k, K, SLOTS)
+        kw_publish(mean, tl.sum(d * d, axis=0), stats, row, k, K)
 
 
 @triton.jit(do_not_specialize=["rows", "groups"])  # the launch that sizes the grid compiles the same kernel
-def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
-            {group}KP: tl.constexpr, CHUNK: tl.constexpr, RMS: tl.constexpr, SLOTS: tl.constexpr):
+def kw_coop({args}{affine}out, stats, rows, cols, chunk, groups, K,
+            {group}KP: tl.constexpr, CHUNK: tl.constexpr, RMS: tl.constexpr):
     pid = tl.program_id(0)
     k = pid % K  # this program's chunk of each of its rows
     lane = tl.arange(0, CHUNK)
@@ -124,7 +111,7 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
     x = tl.where(inside, kw_prologue({args}tl.maximum(tl.minimum(first, rows - 1), 0).to(tl.int64) * cols + c, c,
                                      inside), 0.0)
     if first < rows:
-        kw_moments(x, inside, n, stats, counter, first, k, K, RMS, SLOTS)
+        kw_moments(x, inside, n, stats, first, k, K, RMS)
     for step in range(0, tl.cdiv(rows - first, groups)):
         row = first + step * groups
         # The next row's chunk, loaded and published before this row's wait, which it hides.
@@ -132,8 +119,8 @@ def kw_coop({args}{affine}out, stats, counter, rows, cols, chunk, groups, K,
         x_next = tl.where(inside, kw_prologue({args}tl.minimum(following, rows - 1).to(tl.int64) * cols + c, c,
                                               inside), 0.0)
         if following < rows:
-            kw_moments(x_next, inside, n, stats, counter, following, k, K, RMS, SLOTS)
-        means, squares = kw_gather(stats, counter, row, K, ks, SLOTS)
+            kw_moments(x_next, inside, n, stats, following, k, K, RMS)
+        means, squares = kw_gather(stats, row, K, ks)
         if RMS:
             rstd = 1.0 / tl.sqrt_rn(tl.sum(means, axis=0) / cols + {eps})
             y = x * rstd
@@ -171,8 +158,8 @@ def kw_place(row, cols, k, chunk, lane, edge):
 
 
 @triton.jit
-def kw_part({args}stats, counter, row, publish, cols, k, K, chunk, lane, edge, LOG: tl.constexpr,
-            EDGES: tl.constexpr, SLOTS: tl.constexpr):
+def kw_part({args}stats, row, publish, cols, k, K, chunk, lane, edge, LOG: tl.constexpr,
+            EDGES: tl.constexpr):
     offs, c, inside, edge_offs, edge_c, edge_inside = kw_place(row, cols, k, chunk, lane, edge)
     x = {load}
     if EDGES:
@@ -189,7 +176,7 @@ def kw_part({args}stats, counter, row, publish, cols, k, K, chunk, lane, edge, L
         e_edge = tl.exp(x_edge - m_safe)
         total += tl.sum(e_edge, axis=0)
     if publish:
-        kw_publish(m, total, stats, counter, row, k, K, SLOTS)
+        kw_publish(m, total, stats, row, k, K)
     if not LOG:
         x = e
         x_edge = e_edge
@@ -197,8 +184,8 @@ def kw_part({args}stats, counter, row, publish, cols, k, K, chunk, lane, edge, L
 
 
 @triton.jit(do_not_specialize=["rows", "groups"])  # the launch that sizes the grid compiles the same kernel
-def kw_coop({args}out, stats, counter, rows, cols, chunk, groups, K,
-            KP: tl.constexpr, CHUNK: tl.constexpr, LOG: tl.constexpr, EDGES: tl.constexpr, SLOTS: tl.constexpr):
+def kw_coop({args}out, stats, rows, cols, chunk, groups, K,
+            KP: tl.constexpr, CHUNK: tl.constexpr, LOG: tl.constexpr, EDGES: tl.constexpr):
     pid = tl.program_id(0)
     k = pid % K  # this program's chunk of each of its rows
     lane = tl.arange(0, CHUNK)
@@ -206,15 +193,15 @@ def kw_coop({args}out, stats, counter, rows, cols, chunk, groups, K,
     ks = tl.arange(0, KP)
     # Loads past the last row read the last row again (or row 0 when there are none), and are not published.
     first = pid // K
-    x, x_edge, m = kw_part({args}stats, counter, tl.maximum(tl.minimum(first, rows - 1), 0), first < rows, cols,
-                           k, K, chunk, lane, edge, LOG, EDGES, SLOTS)
+    x, x_edge, m = kw_part({args}stats, tl.maximum(tl.minimum(first, rows - 1), 0), first < rows, cols,
+                           k, K, chunk, lane, edge, LOG, EDGES)
     for step in range(0, tl.cdiv(rows - first, groups)):
         row = first + step * groups
         # The next row's chunk, loaded and published before this row's wait, which it hides.
         following = row + groups
-        x_next, edge_next, m_next = kw_part({args}stats, counter, tl.minimum(following, rows - 1), following < rows,
-                                            cols, k, K, chunk, lane, edge, LOG, EDGES, SLOTS)
-        maxes, sums = kw_gather(stats, counter, row, K, ks, SLOTS)
+        x_next, edge_next, m_next = kw_part({args}stats, tl.minimum(following, rows - 1), following < rows,
+                                            cols, k, K, chunk, lane, edge, LOG, EDGES)
+        maxes, sums = kw_gather(stats, row, K, ks)
         maxes = tl.where(ks < K, maxes, -float("inf"))
         big = tl.max(maxes, axis=0)
         total = tl.sum(sums * tl.exp(maxes - big), axis=0)
@@ -287,14 +274,11 @@ class CooperativeNormTemplate:
                 and any(t.matches(analysis) for t in (NormTemplate(), GroupNormTemplate())))
 
     def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
-        # On an H200, with a counter: chunks of 4096 on 4 warps within 128 registers a thread (4 programs per SM)
-        # reached 86 % of the speed of light on instance norm, 78 % on group norm; 2048 on 2 warps as well; 8192
-        # on 8 warps 71-78 %. Left to itself the compiler took 157 registers (3 programs per SM: 76 %). maxnreg 0:
-        # its choice. With slots (explore14-15): instance norm 91-92 % at each of those points, group norm 70-73 %.
-        # Slots come first unless a row is more than 128 chunks of 4096 elements (group norm's groups: 256).
-        slots_first = _row_width(analysis.pattern) // analysis.pattern.groups <= 128 * 4096
-        return {"CHUNK": (4096, 2048, 8192), "num_warps": (4, 2, 8), "maxnreg": (128, 0),
-                "SLOTS": (True, False) if slots_first else (False, True)}
+        # On an H200: chunks of 4096 on 4 warps within 128 registers a thread (4 programs per SM) reached 92 % of
+        # the speed of light on instance norm, 78 % on group norm; 2048 on 2 warps 91 % and 72 %; 8192 on 8 warps
+        # 91 % and 72 % (explore14-15, 18). Left to itself the compiler took 157 registers (3 programs per SM:
+        # instance norm 76 % in the sixth session). maxnreg 0: its choice.
+        return {"CHUNK": (4096, 2048, 8192), "num_warps": (4, 2, 8), "maxnreg": (128, 0)}
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
@@ -337,10 +321,10 @@ class CooperativeSoftmaxTemplate:
                 and RowReduceTemplate().matches(analysis))
 
     def space(self, analysis: Analysis) -> dict[str, tuple[Any, ...]]:
-        # On an H200 with slots (explore14-15, two runs each): chunks of 4096 on 4 warps within 128 registers,
-        # 89 % of the speed of light on softmax and 86 % on log-softmax; 2048 on 4 warps, registers the
-        # compiler's (56-64), 84 % and 91 %; 4096 on 8 warps 89 % and 79 %. With a counter: 77-81 %.
-        return {"CHUNK": (4096, 2048, 8192), "num_warps": (4, 8, 2), "maxnreg": (128, 0), "SLOTS": (True, False)}
+        # On an H200 (explore14-15, 18, two runs each): chunks of 4096 on 4 warps within 128 registers, 89 % of
+        # the speed of light on softmax and 86 % on log-softmax; 2048 on 4 warps, registers the compiler's
+        # (56-64), 84 % and 91 %; 4096 on 8 warps 89 % and 79 %.
+        return {"CHUNK": (4096, 2048, 8192), "num_warps": (4, 8, 2), "maxnreg": (128, 0)}
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
         p = analysis.pattern
@@ -363,7 +347,7 @@ class CooperativeSoftmaxTemplate:
 
 
 def _buffers(rows: str, cols: str, params: dict[str, Any]) -> list[str]:
-    """The forward's lines that size the chunks and allocate the output, the statistics and the counters."""
+    """The forward's lines that size the chunks and allocate the output and the statistics' slots."""
     return [
         f"kw_n, kw_len = {rows}, {cols}",
         # One program per row under the interpreter (see the module's doc); K programs per row on a GPU.
@@ -371,7 +355,6 @@ def _buffers(rows: str, cols: str, params: dict[str, Any]) -> list[str]:
         "kw_chunk, kw_k = kw_chunks(kw_len, kw_block)",
         "kw_out = torch.empty_like(kw_x)",
         "kw_stats = torch.zeros(kw_n * kw_k, dtype=torch.int64, device=kw_x.device)",  # unwritten slots are 0
-        "kw_counter = torch.zeros(kw_n, dtype=torch.int32, device=kw_x.device)",
     ]
 
 
@@ -380,9 +363,8 @@ def _grid_launch(tensors: str, constants: str, params: dict[str, Any]) -> list[s
     cooperatively and return the output. `tensors` and `constants` are the kernel's own arguments, before
     and after the shared ones."""
     warps, maxnreg = int(params["num_warps"]), int(params["maxnreg"])
-    args = tensors + "kw_out, kw_stats, kw_counter, "
-    tail = (f"kw_k, {constants}KP=triton.next_power_of_2(kw_k), CHUNK=kw_block, SLOTS={bool(params['SLOTS'])}, "
-            f"num_warps={warps}"
+    args = tensors + "kw_out, kw_stats, "
+    tail = (f"kw_k, {constants}KP=triton.next_power_of_2(kw_k), CHUNK=kw_block, num_warps={warps}"
             + (f", maxnreg={maxnreg}" if maxnreg else ""))
     return [
         # A launch without rows compiles the kernel, whose registers size the grid.
