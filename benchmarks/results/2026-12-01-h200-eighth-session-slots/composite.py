@@ -13,7 +13,8 @@ RUNS = ["2026-11-30-h200x2-expert-suite-protocol2/bench.json",  # fifth session:
         "2026-12-01-h200-seventh-session-cooperative-softmax/bench.json",
         "2026-12-01-h200-seventh-session-cooperative-softmax/bench-kl.json",
         "2026-12-01-h200-eighth-session-slots/bench.json",
-        "2026-12-01-h200-eighth-session-slots/bench-kl.json"]
+        "2026-12-01-h200-eighth-session-slots/bench-kl.json",
+        "2026-12-01-h200-eighth-session-slots/bench-final.json"]
 # The 26 tasks of the fourth session's memory-bound bench, the "memory-bound tasks".
 MEMORY_BOUND = [t["key"] for t in json.loads((RESULTS / "2026-11-30-h200x2-expert-memory-bound/bench.json").read_text())["tasks"]]
 TARGET = 0.85
