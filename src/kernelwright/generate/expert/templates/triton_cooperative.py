@@ -12,7 +12,7 @@ A program publishes both statistics in one relaxed 64-bit atomic into a zeroed s
 sign bit set so that a written slot is never 0, and waiters poll the row's K slots, again only where they
 still read 0. The first form stored the statistics, then counted the program in at a per-row counter with
 release semantics, whose fence also waits for the program's earlier output stores to drain: on an H200
-(probes explore14-15, 18) the slots gained 8-10 points of the speed of light on softmax, log-softmax and
+(probes explore14-15, 18) the slots gained 3-10 points of the speed of light on softmax, log-softmax and
 instance norm (to 89-92 %) and tie on group norm (77 %), where polling all 256 slots of its rows each
 time, not only the unwritten ones, had lost 7.
 
