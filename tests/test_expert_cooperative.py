@@ -4,8 +4,10 @@ programs per row holding their chunks in registers.
 What they match (long rows only; the forms their kernels write); their candidates against the tasks'
 references under the CPU interpreter, where each row gets one program (a program cannot wait there for a
 later one); every point's source passes the static checks; and the launches a GPU makes, K programs per row
-in chunks of CHUNK, compiled for sm_90 (softmax's loads and stores in vectors, rows aligned or not). The
-programs waiting on each other run on the GPU only (test_expert_gpu.py).
+in chunks of CHUNK, compiled for sm_90 (statistics published in relaxed 64-bit slots; softmax's loads and
+stores in vectors, rows aligned or not). What the interpreter's one program per row cannot show is checked
+apart: that a GPU's K chunks and edges of a row cover each element once, and that a published slot is never
+0 and unpacks bit for bit. The programs waiting on each other run on the GPU only (test_expert_gpu.py).
 """
 
 from __future__ import annotations
@@ -187,6 +189,7 @@ def kw_cover(hits, cols, chunk, CHUNK: tl.constexpr):
     tl.atomic_add(hits + offs, tl.where(c == offs - row.to(tl.int64) * cols, 0, 100), mask=inside)
 """
 
+
 def _cover(job: dict[str, Any]) -> list[int]:
     """In the child: a row of `cols` elements in the candidate's chunks for `block`, five rows counted by
     kw_cover; the first few elements hit other than once."""
@@ -258,8 +261,9 @@ def test_a_published_slot_is_never_zero_and_gives_back_both_statistics_bit_for_b
     a, b = ([pair[i] for pair in pairs] + [0.0] * (128 - len(pairs)) for i in (0, 1))
     [got] = run_child(__file__, "interpret-pack", [{"path": str(candidate), "a": a, "b": b}])
     assert all(slot != 0 for slot in got["slots"])
-    bits = {key: torch.tensor(values, dtype=torch.float32).view(torch.int32).tolist() for key, values in (("a", a), ("b", b))}
-    assert got["a"] == bits["a"] and got["b"] == bits["b"]
+    def bits(values: list[float]) -> list[int]:
+        return torch.tensor(values, dtype=torch.float32).view(torch.int32).tolist()
+    assert got["a"] == bits(a) and got["b"] == bits(b)
 
 
 # -- compiled for an H100 -------------------------------------------------------------------------------

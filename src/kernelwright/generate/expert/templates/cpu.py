@@ -101,9 +101,9 @@ static inline float kw_log1p(float x) {
 }
 
 // erf: x P(x^2) below 1 (relative error 2.2e-7); from 1 to 4 a polynomial in |x| - 2.5 (absolute error
-// 1e-7), with x's sign; from 4 on, 1 (as erf rounds to in float). Least-squares fits on Chebyshev nodes, errors measured in
-// float: 18 multiply-adds, no division and no exponential (Abramowitz & Stegun 7.1.26, which PyTorch's
-// vectorized erf uses, takes both: a GELU's erf was most of its C++ kernel's time).
+// 1e-7), with x's sign; from 4 on, 1 (as erf rounds to in float). Least-squares fits on Chebyshev nodes,
+// errors measured in float: 17 multiply-adds, no division and no exponential (Abramowitz & Stegun 7.1.26,
+// which PyTorch's vectorized erf uses, takes both: a GELU's erf was most of its C++ kernel's time).
 static inline float kw_erf(float x) {
     const float a = std::fabs(x), z = x * x, u = (a > 4.0f ? 4.0f : a) - 2.5f;  // a NaN stays NaN
     float q = -5.65410592e-4f;

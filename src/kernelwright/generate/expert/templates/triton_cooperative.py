@@ -36,6 +36,7 @@ from typing import Any
 from kernelwright.generate.expert.patterns import (
     NORMALIZATIONS,
     Analysis,
+    Expr,
     Input,
     Norm,
     RowReduce,
@@ -58,7 +59,8 @@ MIN_COLS = 16384
 # stats: per row, K slots of 64 bits (see the module's doc): a chunk's two statistics, a >= anything, b >= 0.
 _PUBLISH = """@triton.jit
 def kw_pack(a, b):
-    return ((b.to(tl.uint32, bitcast=True) | 0x80000000).to(tl.int64) << 32) | a.to(tl.uint32, bitcast=True).to(tl.int64)
+    high = (b.to(tl.uint32, bitcast=True) | 0x80000000).to(tl.int64)
+    return (high << 32) | a.to(tl.uint32, bitcast=True).to(tl.int64)
 
 
 @triton.jit
@@ -290,12 +292,10 @@ class CooperativeNormTemplate:
         channel = [(name, w) for name, w in (("gamma", p.weight), ("beta", p.bias)) if group and w is not None]
         scale = _GROUP_SCALE.format(one=_channel_lines(channel, scalar=True),
                                     each=_channel_lines(channel, scalar=False)) if channel else ""
-        source = (kernel.helper("kw_prologue", p.prologue) + "\n\n"
-                  + kernel.helper("kw_epilogue", epilogue, with_value=True) + "\n\n"
-                  + _PUBLISH + "\n\n" + _KERNEL.format(args=kernel.args, affine="".join(f"{name}, " for name, _ in channel),
-                                   group="hw, per_group, GROUPS: tl.constexpr, ONE_CHANNEL: tl.constexpr, "
-                                   if channel else "", eps=repr(float(p.eps)), scale=scale)
-                  + _HOST)
+        source = _source(kernel, p.prologue, epilogue, _KERNEL.format(
+            args=kernel.args, affine="".join(f"{name}, " for name, _ in channel),
+            group="hw, per_group, GROUPS: tl.constexpr, ONE_CHANNEL: tl.constexpr, " if channel else "",
+            eps=repr(float(p.eps)), scale=scale))
         rows, cols = ("kw_rows", "kw_cols") if not group else (f"kw_rows * {p.groups}", f"kw_cols // {p.groups}")
         launch = [f"kw_{name} = self.{w.name}.contiguous()" for name, w in channel] + _buffers(rows, cols, params)
         if channel:
@@ -338,12 +338,18 @@ class CooperativeSoftmaxTemplate:
         else:
             lines = {key: f'tl.where({mask}, kw_prologue({kernel.args}{offs}, {c}, {mask}), -float("inf"))'
                      for key, (offs, c, mask) in loads.items()}
-        source = (kernel.helper("kw_prologue", p.prologue) + "\n\n"
-                  + kernel.helper("kw_epilogue", epilogue, with_value=True) + "\n\n"
-                  + ALIGNED_ROW + "\n\n" + _PUBLISH + "\n\n" + _SOFTMAX_KERNEL.format(args=kernel.args, **lines) + _HOST)
+        source = _source(kernel, p.prologue, epilogue, _SOFTMAX_KERNEL.format(args=kernel.args, **lines),
+                         before=ALIGNED_ROW + "\n\n")
         launch = _buffers("kw_rows", "kw_cols", params) + _grid_launch(
             "{tensors}", f"LOG={p.kind == 'log_softmax'}, EDGES=kw_len % 16 != 0, ", params)
         return kernel.candidate(source, launch, _doc(self.name, f"{p.kind} over the last dim", params))
+
+
+def _source(kernel: _Kernel, prologue: Expr, epilogue: Expr, body: str, before: str = "") -> str:
+    """The candidate's kernels and host helpers: the prologue and epilogue helpers, `before`, the publication
+    helpers (_PUBLISH), the template's kernel `body`, then _HOST."""
+    return (kernel.helper("kw_prologue", prologue) + "\n\n" + kernel.helper("kw_epilogue", epilogue, with_value=True)
+            + "\n\n" + before + _PUBLISH + "\n\n" + body + _HOST)
 
 
 def _buffers(rows: str, cols: str, params: dict[str, Any]) -> list[str]:
