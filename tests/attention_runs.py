@@ -103,7 +103,7 @@ def _compile(job: dict[str, Any], templates: dict[str, Any]) -> list[tuple[str, 
 
     batch, heads, kv_heads, seq_q, seq_k, head_dim = job["shape"]
     _, candidate = _candidate(job, templates)
-    launches = record_launches(candidate, ("kw_attention", "kw_decode", "kw_combine"))
+    launches = record_launches(candidate, ("kw_attention", "kw_decode", "kw_decode_scores", "kw_decode_values", "kw_combine"))
     dtype = getattr(torch, job["dtype"])
     with torch.device("meta"):
         candidate.ModelNew()(torch.empty(batch, heads, seq_q, head_dim, dtype=dtype),

@@ -176,8 +176,8 @@ def test_defaults_follow_the_head_dim_the_dtype_and_the_machine() -> None:
     # 256 (batch, kv head) programs on 132 SMs: the keys split 4 ways; the 4 query heads of a group are 16 rows.
     sdpa_decode = Analysis(attention(False, None, (32, 32, 1, 4096, 128), kv_heads=8), ("q", "k", "v"), INIT, IMPORTS)
     assert (defaults(DECODE, sdpa_decode)["SPLIT"], defaults(DECODE, sdpa_decode)["BLOCK_M"]) == (4, 16)
-    # Llama's written-out decode rounds its scores: its rows need their final max and sum, so one split.
-    assert DECODE.space(suite_analysis("attention_llama3_decode"))["SPLIT"] == (1,)
+    # Llama's written-out decode rounds its scores; its splits write them out (kw_decode_scores), as many.
+    assert defaults(DECODE, suite_analysis("attention_llama3_decode"))["SPLIT"] == 4
     few = Analysis(attention(False, None, (1, 2, 500, 500, 64)), ("q", "k", "v"), INIT, IMPORTS)
     assert defaults(FLASH, few)["BLOCK_M"] == 32  # 2 heads: smaller row blocks, more programs
 
@@ -252,6 +252,14 @@ JOBS = {
     # Causal decode over a few queries: some splits hold keys that every row masks.
     "decode_causal_fp32": corners(DECODE, (2, 4, 2, 3, 45, 64), True, "float32", ("BLOCK_N", "SPLIT")),
     "decode_padded_head_dim_fp32": [job(DECODE, (1, 4, 4, 1, 33, 40), False, "float32", {"BLOCK_N": 16, "SPLIT": 2})],
+    # Scores rounded as Llama's written-out forms round them: split, they are written out and read back.
+    # Head dim 80: the second block of 64 columns is padded. Causal, seq 12 in blocks of 16: the second
+    # split holds no key.
+    "decode_rounded_bf16": corners(DECODE, (2, 8, 2, 1, 77, 128), False, "bfloat16", ("BLOCK_N", "SPLIT"),
+                                   task="attention_llama3_decode")
+    + [job(DECODE, (2, 8, 2, 1, 77, 80), False, "bfloat16", {"SPLIT": 4}, task="attention_llama3_decode")]
+    + [job(DECODE, (1, 4, 2, 12, 12, 64), True, "bfloat16", {"BLOCK_N": 16, "SPLIT": 2},
+           task="attention_llama3_causal")],
     # The built-in tasks' own forwards as the reference, at small shapes, with the default parameters; and
     # the corners of Llama's (its bf16 scores rounded as it rounds them).
     "suite_llama_corners": corners(FLASH, (1, 4, 2, 45, 45, 64), True, "bfloat16", BLOCKS,
@@ -294,9 +302,10 @@ def test_default_kernels_compile_for_sm90() -> None:
     assert not isinstance(flash, str) and not isinstance(decode, str), flash if isinstance(flash, str) else decode
     assert [name for name, _ in flash] == ["kw_attention"]
     assert "wgmma.mma_async" in flash[0][1] and "cp.async" in flash[0][1]  # Hopper's tensor cores; loads pipelined
-    # Llama's decode rounds its scores as written out: one split, whose rows read every key twice.
-    assert [name for name, _ in decode] == ["kw_decode"]
-    assert "mma.sync" in decode[0][1] and "cp.async" in decode[0][1]
+    # Llama's decode rounds its scores as written out: split over the keys they are written, then read back
+    # with v by programs split over the head dim.
+    assert [name for name, _ in decode] == ["kw_decode_scores", "kw_decode_values"]
+    assert all("mma.sync" in ptx and "cp.async" in ptx for _, ptx in decode)
 
 
 # -- through the generator and the evaluator ----------------------------------------------------------

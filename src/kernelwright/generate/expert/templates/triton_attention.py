@@ -23,7 +23,11 @@ triton.attention_decode: for a few query rows (a decoding step) the work is read
 query rows of all the query heads that share a kv head (grouped-query attention) are one block of
 rows, so each kv block is read once for the group; the keys are split over SPLIT programs (flash-
 decoding), each writing its rows' m, l and unnormalized accumulator to an fp32 workspace, and a
-second kernel combines the SPLIT partials of each row.
+second kernel combines the SPLIT partials of each row. Where the reference rounds its probabilities
+after dividing (above), the splits instead write out the rounded scores, 1/64 of k's bytes at head dim
+128, and a second kernel reads them back with v (_DECODE_ROUNDED). On Llama-3-8B's decode (H200) that
+took 0.195 ms (65 % of the speed of light; one split reading k twice, at the memory's speed) to 0.149
+(85.5 %), where splitting the second kernel over the keys too, adding up its parts in a third, gave 0.151-0.16.
 
 Precision: bf16 and fp16 tasks multiply on the tensor cores natively (the probabilities rounded to
 the input dtype before p @ v, as the reference's own kernels do); fp32 tasks in IEEE fp32
@@ -48,6 +52,7 @@ from kernelwright.generate.expert.templates.triton_gemm import _ROUND_BF16
 _SMS = 132  # streaming multiprocessors of an H100 / H200
 _DTYPES = ("float32", "bfloat16", "float16")
 _MAX_HEAD_DIM = 256  # q and the accumulator stay in registers: BLOCK_M x head_dim of each
+_VALUE_COLUMNS = 64  # head-dim columns of a kw_decode_values program (rounded scores, split)
 
 # Shared jit helpers: a masked tile load, rounding to 16 bits, the dot, one key block.
 _HELPERS = _Text('''
@@ -85,39 +90,56 @@ def kw_dot(a, b, acc, WIDEN: tl.constexpr):
 
 
 @triton.jit
-def kw_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, keys, mask_d, seq_k, scale, MASK_N: tl.constexpr,
-            CAUSAL: tl.constexpr, PAD_D: tl.constexpr, ROUND: tl.constexpr, WIDEN: tl.constexpr,
-            PASS: tl.constexpr):
-    # One block of keys: its scores (in log2 units: exp2 of them is exp of the scores), then by PASS
-    # 0: each row's max, sum and accumulator brought up to date (the online softmax);
-    # 1: the max and sum only; 2: with the final max and sum, p normalized (as the reference has it,
-    # before rounding it to the input dtype) into the accumulator.
+def kw_scores(q, k_ptrs, query, keys, mask_d, seq_k, scale, MASK_N: tl.constexpr, CAUSAL: tl.constexpr,
+              PAD_D: tl.constexpr, ROUND: tl.constexpr, WIDEN: tl.constexpr):
+    # One block of keys' scores in log2 units (exp2 of them is exp of the scores), -inf where masked; and
+    # with ROUND the scores as the reference holds them (in the input dtype after the product and after
+    # the scale, unmasked), which the decode kernels write out; without ROUND the fp32 products.
     mask_n = keys < seq_k
     k = kw_tile(k_ptrs, mask_d, mask_n, PAD_D, MASK_N)  # k^T: head dim down, keys across
     s = kw_dot(q, k, tl.zeros((q.shape[0], k.shape[1]), dtype=tl.float32), WIDEN)
-    if ROUND:  # as the reference holds them: in the input dtype after the product and after the scale
-        s = kw_narrow(s, q.dtype, WIDEN).to(tl.float32) * scale
-        s = kw_narrow(s, q.dtype, WIDEN).to(tl.float32) * 1.4426950408889634
+    if ROUND:
+        held = kw_narrow(kw_narrow(s, q.dtype, WIDEN).to(tl.float32) * scale, q.dtype, WIDEN)
+        s = held.to(tl.float32) * 1.4426950408889634
     else:
+        held = s
         s = s * (scale * 1.4426950408889634)
     if MASK_N:
         s = tl.where(mask_n[None, :], s, -float("inf"))
     if CAUSAL:
         s = tl.where(query[:, None] >= keys[None, :], s, -float("inf"))
+    return s, held
+
+
+@triton.jit
+def kw_online(m_i, l_i, s):
+    # The rows' max and sum of exp2(s - max) brought up to date with a block of scores (the online
+    # softmax); also the block's exp2(s - max), and alpha, the factor that rescales what came before.
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    # A row that has seen only masked keys keeps max -inf; 0 stands in for it there, so that its
+    # exponentials are exp2(-inf) = 0, not exp2(-inf + inf) = NaN.
+    m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
+    alpha = tl.exp2(m_i - m_safe)
+    p = tl.exp2(s - m_safe[:, None])
+    return m_new, l_i * alpha + tl.sum(p, 1), p, alpha
+
+
+@triton.jit
+def kw_step(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, keys, mask_d, seq_k, scale, MASK_N: tl.constexpr,
+            CAUSAL: tl.constexpr, PAD_D: tl.constexpr, ROUND: tl.constexpr, WIDEN: tl.constexpr,
+            PASS: tl.constexpr):
+    # One block of keys: its scores, then by PASS
+    # 0: each row's max, sum and accumulator brought up to date (the online softmax);
+    # 1: the max and sum only; 2: with the final max and sum, p normalized (as the reference has it,
+    # before rounding it to the input dtype) into the accumulator.
+    s, _ = kw_scores(q, k_ptrs, query, keys, mask_d, seq_k, scale, MASK_N, CAUSAL, PAD_D, ROUND, WIDEN)
     if PASS == 2:
         p = tl.exp2(s - m_i[:, None]) / l_i[:, None]
         alpha = tl.full(m_i.shape, 1.0, tl.float32)
     else:
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        # A row that has seen only masked keys keeps max -inf; 0 stands in for it there, so that its
-        # exponentials are exp2(-inf) = 0, not exp2(-inf + inf) = NaN.
-        m_safe = tl.where(m_new == -float("inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        m_i = m_new
+        m_i, l_i, p, alpha = kw_online(m_i, l_i, s)
     if PASS != 1:
-        v = kw_tile(v_ptrs, mask_n, mask_d, MASK_N, PAD_D)
+        v = kw_tile(v_ptrs, keys < seq_k, mask_d, MASK_N, PAD_D)
         acc = kw_dot(kw_narrow(p, v.dtype, WIDEN), v, acc * alpha[:, None], WIDEN)
     return acc, m_i, l_i
 
@@ -199,28 +221,43 @@ def kw_attention(q_ptr, k_ptr, v_ptr, out_ptr, heads, group, seq_q, seq_k, scale
 
 _DECODE = _Text('''
 @triton.jit
+def kw_decode_block(heads, kv_heads, group, seq_q, seq_k, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                    SPLIT: tl.constexpr, CAUSAL: tl.constexpr):
+    # This program's rows, their (batch, kv head), and its split's keys [lo, hi) in whole blocks, those
+    # before `full` needing no mask (never when causal: the rows' queries differ). Rows are (query head of
+    # the group, query) pairs: row r is head kv * group + r // seq_q, query r % seq_q; out_rows are their
+    # indices in the output [batch, heads, seq_q]. Launch order: row blocks (which share k and v), then
+    # splits, then (batch, kv head).
+    pid = tl.program_id(0)
+    rows = group * seq_q
+    row_blocks = tl.cdiv(rows, BLOCK_M)
+    split = pid // row_blocks % SPLIT
+    zk = pid // row_blocks // SPLIT
+    z = (zk // kv_heads).to(tl.int64)
+    kv = (zk % kv_heads).to(tl.int64)
+    offs_r = pid % row_blocks * BLOCK_M + tl.arange(0, BLOCK_M)
+    h = kv * group + offs_r // seq_q
+    query = offs_r % seq_q
+    share = tl.cdiv(tl.cdiv(seq_k, BLOCK_N), SPLIT) * BLOCK_N
+    lo = split * share
+    hi = tl.minimum(seq_k, lo + share)
+    full = tl.maximum(lo, tl.minimum(hi, seq_k // BLOCK_N * BLOCK_N))
+    if CAUSAL:
+        full = lo
+    return offs_r, offs_r < rows, z, kv, h, query, (z * heads + h) * seq_q + query, split, lo, full, hi
+
+
+@triton.jit
 def kw_decode(q_ptr, k_ptr, v_ptr, out_ptr, ${partials}heads, kv_heads, group, seq_q, seq_k, scale,
               stride_qz, stride_qh, stride_qm, stride_qd, stride_kz, stride_kh, stride_kn, stride_kd,
               stride_vz, stride_vh, stride_vn, stride_vd, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
               BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT: tl.constexpr, CAUSAL: tl.constexpr,
               ROUND: tl.constexpr, WIDEN: tl.constexpr):
-    # Rows are (query head of the group, query) pairs: row r is head kv * group + r // seq_q, query r % seq_q.
-    # Launch order: row blocks (which share k and v), then splits, then (batch, kv head).
-    pid = tl.program_id(0)
-    rows = group * seq_q
-    row_blocks = tl.cdiv(rows, BLOCK_M)
-    pid_m = pid % row_blocks
-    split = pid // row_blocks % SPLIT
-    zk = pid // row_blocks // SPLIT
-    z = (zk // kv_heads).to(tl.int64)
-    kv = (zk % kv_heads).to(tl.int64)
-    offs_r = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_r, mask_r, z, kv, h, query, out_rows, split, lo, full, hi = kw_decode_block(
+        heads, kv_heads, group, seq_q, seq_k, BLOCK_M, BLOCK_N, SPLIT, CAUSAL)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
-    mask_r = offs_r < rows
     mask_d = offs_d < HEAD_DIM
-    h = kv * group + offs_r // seq_q
-    query = offs_r % seq_q
     q = kw_tile(q_ptr + z * stride_qz + h[:, None] * stride_qh + query[:, None] * stride_qm
                 + offs_d[None, :] * stride_qd, mask_r, mask_d, True, HEAD_DIM != BLOCK_D)
     k_ptrs = k_ptr + z * stride_kz + kv * stride_kh + offs_d[:, None] * stride_kd + offs_n[None, :] * stride_kn
@@ -228,20 +265,12 @@ def kw_decode(q_ptr, k_ptr, v_ptr, out_ptr, ${partials}heads, kv_heads, group, s
     m_i = tl.full((BLOCK_M,), -float("inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_D), dtype=tl.float32)
-    # This split's keys, [lo, hi), in whole blocks; those before `full` need no mask (never when causal:
-    # the rows' queries differ).
-    share = tl.cdiv(tl.cdiv(seq_k, BLOCK_N), SPLIT) * BLOCK_N
-    lo = split * share
-    hi = tl.minimum(seq_k, lo + share)
-    full = tl.maximum(lo, tl.minimum(hi, seq_k // BLOCK_N * BLOCK_N))
-    if CAUSAL:
-        full = lo
-    # With ROUND there is one split (SPLIT == 1: the space allows no other), and the accumulator comes back divided.
+    # With ROUND there is one split here (several are the kw_decode_scores path), and the accumulator
+    # comes back divided.
     acc, m_i, l_i = kw_all_keys(acc, m_i, l_i, q, k_ptrs, v_ptrs, query, offs_n, mask_d, seq_k, scale, lo, full, hi,
                                 stride_kn, stride_vn, BLOCK_N, CAUSAL, HEAD_DIM != BLOCK_D, ROUND, WIDEN)
     if SPLIT == 1 and not ROUND:
         acc = acc / l_i[:, None]
-    out_rows = (z * heads + h) * seq_q + query  # the row's index in the output [batch, heads, seq_q]
     mask = mask_r[:, None] & mask_d[None, :]
 ${store}
 ''')
@@ -252,6 +281,103 @@ _STORE_PART = """    part = out_rows * SPLIT + split
     tl.store(m_ptr + part, m_i, mask=mask_r)
     tl.store(l_ptr + part, l_i, mask=mask_r)
     tl.store(out_ptr + part[:, None] * HEAD_DIM + offs_d[None, :], acc, mask=mask)"""
+
+# Split decoding where the reference rounds its probabilities after dividing by the sum (ROUND): a
+# probability needs its row's final max and sum, which no split of the keys has alone. kw_decode_scores
+# reads k once, split over the keys, and writes the scores as the reference holds them (16-bit,
+# [rows, seq_k]: 1/64 of k at head dim 128) and each split's max and sum; kw_decode_values, split over the
+# head dim, combines those into each row's final ones and reads the scores back with its columns of v.
+# Together they read k and v once, where one program walking all the keys twice reads k twice.
+_DECODE_ROUNDED = '''
+@triton.jit
+def kw_score_step(m_i, l_i, q, k_ptrs, s_ptrs, query, keys, mask_r, mask_d, seq_k, scale, MASK_N: tl.constexpr,
+                  CAUSAL: tl.constexpr, PAD_D: tl.constexpr, WIDEN: tl.constexpr):
+    # One block of keys: their scores written out as the reference holds them, and each row's max and sum.
+    s, held = kw_scores(q, k_ptrs, query, keys, mask_d, seq_k, scale, MASK_N, CAUSAL, PAD_D, True, WIDEN)
+    tl.store(s_ptrs, held, mask=mask_r[:, None] & (keys < seq_k)[None, :])
+    m_i, l_i, _, _ = kw_online(m_i, l_i, s)
+    return m_i, l_i
+
+
+@triton.jit
+def kw_value_step(acc, m_i, l_i, s_ptrs, v_ptrs, query, keys, mask_r, mask_d, seq_k, MASK_N: tl.constexpr,
+                  CAUSAL: tl.constexpr, PAD_D: tl.constexpr, WIDEN: tl.constexpr):
+    # One block of keys: their written scores as probabilities, divided by the rows' final sum (as the
+    # reference has them, before rounding to the input dtype), into the accumulator.
+    mask_n = keys < seq_k
+    s = kw_tile(s_ptrs, mask_r, mask_n, True, MASK_N).to(tl.float32) * 1.4426950408889634
+    if MASK_N:
+        s = tl.where(mask_n[None, :], s, -float("inf"))
+    if CAUSAL:
+        s = tl.where(query[:, None] >= keys[None, :], s, -float("inf"))
+    p = tl.exp2(s - m_i[:, None]) / l_i[:, None]
+    v = kw_tile(v_ptrs, mask_n, mask_d, MASK_N, PAD_D)
+    return kw_dot(kw_narrow(p, v.dtype, WIDEN), v, acc, WIDEN)
+
+
+@triton.jit
+def kw_decode_scores(q_ptr, k_ptr, s_ptr, m_ptr, l_ptr, heads, kv_heads, group, seq_q, seq_k, scale,
+                     stride_qz, stride_qh, stride_qm, stride_qd, stride_kz, stride_kh, stride_kn, stride_kd,
+                     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                     SPLIT: tl.constexpr, CAUSAL: tl.constexpr, WIDEN: tl.constexpr):
+    # This split's scores, written out, and each row's max and sum over them.
+    offs_r, mask_r, z, kv, h, query, out_rows, split, lo, full, hi = kw_decode_block(
+        heads, kv_heads, group, seq_q, seq_k, BLOCK_M, BLOCK_N, SPLIT, CAUSAL)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask_d = offs_d < HEAD_DIM
+    q = kw_tile(q_ptr + z * stride_qz + h[:, None] * stride_qh + query[:, None] * stride_qm
+                + offs_d[None, :] * stride_qd, mask_r, mask_d, True, HEAD_DIM != BLOCK_D)
+    k_ptrs = k_ptr + z * stride_kz + kv * stride_kh + offs_d[:, None] * stride_kd + offs_n[None, :] * stride_kn
+    s_ptrs = s_ptr + out_rows[:, None] * seq_k + offs_n[None, :]
+    m_i = tl.full((BLOCK_M,), -float("inf"), dtype=tl.float32)
+    l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    for start in range(lo, full, BLOCK_N):
+        m_i, l_i = kw_score_step(m_i, l_i, q, k_ptrs + start * stride_kn, s_ptrs + start, query, start + offs_n,
+                                 mask_r, mask_d, seq_k, scale, False, False, HEAD_DIM != BLOCK_D, WIDEN)
+    for start in range(full, hi, BLOCK_N):
+        m_i, l_i = kw_score_step(m_i, l_i, q, k_ptrs + start * stride_kn, s_ptrs + start, query, start + offs_n,
+                                 mask_r, mask_d, seq_k, scale, True, CAUSAL, HEAD_DIM != BLOCK_D, WIDEN)
+    part = out_rows * SPLIT + split
+    tl.store(m_ptr + part, m_i, mask=mask_r)
+    tl.store(l_ptr + part, l_i, mask=mask_r)
+
+
+@triton.jit
+def kw_decode_values(s_ptr, v_ptr, m_ptr, l_ptr, out_ptr, heads, kv_heads, group, seq_q, seq_k,
+                     stride_vz, stride_vh, stride_vn, stride_vd, HEAD_DIM: tl.constexpr, BLOCK_DV: tl.constexpr,
+                     COLUMNS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT: tl.constexpr,
+                     CAUSAL: tl.constexpr, WIDEN: tl.constexpr):
+    # Each row's final max and sum from its SPLIT splits', then the probabilities of all its keys times
+    # BLOCK_DV of v's columns: the output's columns, written once, with no partial results to add up. The
+    # programs split the head dim (COLUMNS blocks), not the keys: kw_decode_block's split is the column
+    # block here. Split 0 holds key 0, which every row keeps, so each row's max is finite; padding rows
+    # get 0 and 1.
+    offs_r, mask_r, z, kv, h, query, out_rows, column, _, _, _ = kw_decode_block(
+        heads, kv_heads, group, seq_q, seq_k, BLOCK_M, BLOCK_N, COLUMNS, CAUSAL)
+    offs_s = tl.arange(0, SPLIT)
+    m_s = tl.load(m_ptr + out_rows[:, None] * SPLIT + offs_s[None, :], mask=mask_r[:, None], other=0.0)
+    l_s = tl.load(l_ptr + out_rows[:, None] * SPLIT + offs_s[None, :], mask=mask_r[:, None], other=1.0)
+    m_i = tl.max(m_s, 1)
+    l_i = tl.sum(l_s * tl.exp2(m_s - m_i[:, None]), 1)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = column * BLOCK_DV + tl.arange(0, BLOCK_DV)
+    mask_d = offs_d < HEAD_DIM
+    v_ptrs = v_ptr + z * stride_vz + kv * stride_vh + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd
+    s_ptrs = s_ptr + out_rows[:, None] * seq_k + offs_n[None, :]
+    acc = tl.zeros((BLOCK_M, BLOCK_DV), dtype=tl.float32)
+    full = seq_k // BLOCK_N * BLOCK_N
+    if CAUSAL:  # the rows' queries differ: every block is masked
+        full = 0
+    for start in range(0, full, BLOCK_N):
+        acc = kw_value_step(acc, m_i, l_i, s_ptrs + start, v_ptrs + start * stride_vn, query, start + offs_n,
+                            mask_r, mask_d, seq_k, False, False, HEAD_DIM % BLOCK_DV != 0, WIDEN)
+    for start in range(full, seq_k, BLOCK_N):
+        acc = kw_value_step(acc, m_i, l_i, s_ptrs + start, v_ptrs + start * stride_vn, query, start + offs_n,
+                            mask_r, mask_d, seq_k, True, CAUSAL, HEAD_DIM % BLOCK_DV != 0, WIDEN)
+    out = kw_narrow(acc, out_ptr.dtype.element_ty, WIDEN)
+    tl.store(out_ptr + out_rows[:, None] * HEAD_DIM + offs_d[None, :], out, mask=mask_r[:, None] & mask_d[None, :])
+'''
 _COMBINE = '''
 @triton.jit
 def kw_combine(part_ptr, m_ptr, l_ptr, out_ptr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -413,11 +539,9 @@ class DecodeAttentionTemplate:
         programs = p.shape[0] * p.kv_heads * math.ceil(rows / bm)
         wanted = _pow2(math.ceil(4 * _SMS / programs), 1, 32)
         split = max(1, min(wanted, 1 << max(0, (p.shape[3] // (2 * bn)).bit_length() - 1)))
-        # Rounded scores need each row's final max and sum before any probability: one split reads them all.
-        splits = (1,) if p.rounds_scores else _first(split, (1, 2, 4, 8, 16, 32))
         return _common_space(analysis, {
             "BLOCK_M": _first(bm, (16, 32, 64)), "BLOCK_N": _first(bn, (64, 128, 32, 16)),
-            "SPLIT": splits, "num_warps": _first(4 if narrow else 8, (4, 8, 2)),
+            "SPLIT": _first(split, (1, 2, 4, 8, 16, 32)), "num_warps": _first(4 if narrow else 8, (4, 8, 2)),
             "num_stages": _first(3 if narrow else 2, (3, 2, 4, 1))})
 
     def render(self, analysis: Analysis, params: dict[str, Any]) -> str:
@@ -425,19 +549,35 @@ class DecodeAttentionTemplate:
         assert isinstance(p, Attention)
         split = int(params["SPLIT"])
         programs = f"triton.cdiv(kw_group * kw_seq_q, {params['BLOCK_M']}) * {split} * kw_z * kw_kv_heads"
-        args = "kw_q, kw_k, kw_v, " + ("kw_part, kw_m, kw_l, " if split > 1 else "kw_out, ")
-        constants = f"{{options}}, {_kwargs(params, ('BLOCK_M', 'BLOCK_N', 'SPLIT', 'num_warps', 'num_stages'))}"
-        launch = [(f"kw_decode[({programs},)]({args}kw_heads, kw_kv_heads, kw_group, kw_seq_q, kw_seq_k, "
-                   f"kw_scale, {{strides}}, {constants})")]
+        blocks = _kwargs(params, ("BLOCK_M", "BLOCK_N", "SPLIT", "num_warps", "num_stages"))
         kernels = _helpers(params) + _DECODE.substitute(partials="m_ptr, l_ptr, " if split > 1 else "",
                                                         store=_STORE_PART if split > 1 else _STORE_OUT)
+        rows = "kw_z * kw_heads * kw_seq_q"
+        stats = [f"kw_m = torch.empty(({rows}, {split}), dtype=torch.float32, device=kw_q.device)",
+                 f"kw_l = torch.empty(({rows}, {split}), dtype=torch.float32, device=kw_q.device)"]
+        if split > 1 and p.rounds_scores:
+            kernels += _DECODE_ROUNDED
+            common = "kw_heads, kw_kv_heads, kw_group, kw_seq_q, kw_seq_k"
+            flags = f"CAUSAL={p.causal}, WIDEN={_widen(p)}"
+            columns = f"triton.cdiv(kw_group * kw_seq_q, {params['BLOCK_M']}) * kw_columns * kw_z * kw_kv_heads"
+            launch = [f"kw_s = torch.empty(({rows}, kw_seq_k), dtype=kw_q.dtype, device=kw_q.device)", *stats,
+                      (f"kw_decode_scores[({programs},)](kw_q, kw_k, kw_s, kw_m, kw_l, {common}, kw_scale, "
+                       "kw_q.stride(0), kw_q.stride(1), kw_q.stride(2), kw_q.stride(3), "
+                       "kw_k.stride(0), kw_k.stride(1), kw_k.stride(2), kw_k.stride(3), "
+                       f"HEAD_DIM=kw_d, BLOCK_D=kw_block_d, {blocks}, {flags})"),
+                      f"kw_block_dv = min({_VALUE_COLUMNS}, kw_block_d)",
+                      "kw_columns = triton.cdiv(kw_d, kw_block_dv)",
+                      (f"kw_decode_values[({columns},)](kw_s, kw_v, kw_m, kw_l, kw_out, {common}, "
+                       "kw_v.stride(0), kw_v.stride(1), kw_v.stride(2), kw_v.stride(3), HEAD_DIM=kw_d, "
+                       f"BLOCK_DV=kw_block_dv, COLUMNS=kw_columns, {blocks}, {flags})")]
+            return _candidate(analysis, kernels, launch, _doc(self.name, p, params))
+        args = "kw_q, kw_k, kw_v, " + ("kw_part, kw_m, kw_l, " if split > 1 else "kw_out, ")
+        launch = [(f"kw_decode[({programs},)]({args}kw_heads, kw_kv_heads, kw_group, kw_seq_q, kw_seq_k, "
+                   f"kw_scale, {{strides}}, {{options}}, {blocks})")]
         if split > 1:
             kernels += _COMBINE
-            rows = "kw_z * kw_heads * kw_seq_q"
             launch = [f"kw_part = torch.empty(({rows}, {split}, kw_d), dtype=torch.float32, device=kw_q.device)",
-                      f"kw_m = torch.empty(({rows}, {split}), dtype=torch.float32, device=kw_q.device)",
-                      f"kw_l = torch.empty(({rows}, {split}), dtype=torch.float32, device=kw_q.device)",
-                      *launch,
+                      *stats, *launch,
                       (f"kw_combine[({rows},)](kw_part, kw_m, kw_l, kw_out, HEAD_DIM=kw_d, BLOCK_D=kw_block_d, "
                        f"SPLIT={split}, WIDEN={_widen(p)}, num_warps=4)")]
         return _candidate(analysis, kernels, launch, _doc(self.name, p, params))
