@@ -252,8 +252,9 @@ def test_each_suite_task_gets_its_template_and_loop() -> None:
         "precision": "tf32"}
     assert defaults(conv, analyses["conv_bn_relu_stem"])["loop"] == "flat"  # 3 channels: slices across taps
     assert "loop" not in conv.space(analyses["conv_pointwise_1x1"])  # the plain GEMM
+    # 56 x 56 planes: tiles of 4 rows of 64 columns on one warp.
     assert defaults(TEMPLATES["triton.depthwise"], analyses["conv_depthwise_mobilenetv2"]) == {
-        "BLOCK": 256, "num_warps": 4}
+        "BLOCK_Q": 64, "BLOCK_P": 4, "num_warps": 1}
 
 
 def test_precision_follows_the_policy() -> None:
