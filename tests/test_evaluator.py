@@ -190,13 +190,19 @@ def precompile(name: str) -> None:
     from kernelwright.backends import cpu
 
     tree = ast.parse(candidate(name).source)
-    [source] = [ast.literal_eval(node.args[0]) for node in ast.walk(tree)
-                if isinstance(node, ast.Call) and ast.unparse(node.func) == "cpu.compile"]
+    # The module's string constants, for a source passed by name (cpu.compile(SOURCE)).
+    strings = {target.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+               and isinstance(node.value, ast.Constant) for target in node.targets if isinstance(target, ast.Name)}
+    [source] = [strings[arg.id] if isinstance(arg, ast.Name) else ast.literal_eval(arg) for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and ast.unparse(node.func) == "cpu.compile" for arg in node.args[:1]]
     cpu.compile(source)
 
 
 def test_a_hang_times_out_and_the_next_candidate_still_passes(cache_root):
+    # Both fixtures' C++ built beforehand: the candidates' loads run under the short compile_timeout, and
+    # g++ on a busy 2-core machine took more than its 5 s (CI, 2026-12-01).
     precompile("hang")
+    precompile("cpu_gelu")
     # The first call of a candidate runs under compile_timeout, so both are short.
     with Evaluator(EvalOptions(**dict(FAST, step_timeout=5, compile_timeout=5))) as ev:
         # A pass first, so the hang meets a started reference and a warm spare worker,
