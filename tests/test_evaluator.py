@@ -216,6 +216,34 @@ def test_a_hang_times_out_and_the_next_candidate_still_passes(cache_root):
         assert after.status is Status.PASSED, after.reason
 
 
+def test_cached_baselines_stand_until_the_machine_s_speed_moves(cache_root):
+    """Baselines are cached on disk. On a hit eager is timed again: within baseline_drift of the cached time
+    the cache stands, beyond it every baseline is measured anew (a shared machine's speed drifts between
+    sessions, and stale baselines would judge a fresh candidate wrongly)."""
+    # max_runs 21: a cache file of this test's own (the timing options are in its key); drift 10x, so that
+    # the timing noise of a busy machine cannot decide either case.
+    options = EvalOptions(**dict(FAST, max_runs=21, baseline_drift=10.0))
+    folder = cache_root / "baselines"
+    earlier = set(folder.glob("*.json"))
+
+    def eager_ms() -> float:
+        with Evaluator(options) as ev:
+            verdict = ev.evaluate(task("gelu"), candidate("cpu_gelu"))
+        assert verdict.status is Status.PASSED, verdict.reason
+        return verdict.to_dict()["baselines"]["eager"]["median_ms"]
+
+    measured = eager_ms()
+    [path] = set(folder.glob("*.json")) - earlier
+    path.write_text(json.dumps({"eager": {"median_ms": measured * 2, "iqr_ms": 0.0, "runs": 10}}))
+    assert eager_ms() == measured * 2  # 2x is within 10x: the cached time stands
+    path.write_text(json.dumps({"eager": {"median_ms": measured * 1000, "iqr_ms": 0.0, "runs": 10}}))
+    again = eager_ms()
+    assert again < measured * 100  # 1000x is not: eager was measured anew
+    assert json.loads(path.read_text())["eager"]["median_ms"] == again
+    path.write_text(json.dumps({"eager": {"median_ms": measured / 1000, "iqr_ms": 0.0, "runs": 10}}))
+    assert eager_ms() > measured / 100  # nor is 1000x the other way
+
+
 def test_an_output_flood_is_a_runtime_error_at_the_limit(cache_root):
     with Evaluator(EvalOptions(**dict(FAST, output_limit_bytes=1024 * 1024))) as ev:
         verdict = ev.evaluate(task("gelu"), candidate("flood"))

@@ -322,7 +322,7 @@ class _ReferenceSession:
         if self._baselines is None:
             self._baselines, _ = self.request("baselines", timeout=options.baseline_timeout,
                                               names=list(options.baselines), task_id=self.task.id,
-                                              sets=options.rotating_sets,
+                                              sets=options.rotating_sets, drift=options.baseline_drift,
                                               timing_options=_timing_options(options))
         timings = {name: Timing(**t) for name, t in self._baselines.items() if "error" not in t}
         return timings, {name: t["error"] for name, t in self._baselines.items() if "error" in t}

@@ -78,7 +78,8 @@ class EvaluatorPool:
 def evaluation_key(device: str, options: EvalOptions) -> str:
     """A verdict is reused only on the same device model, software and evaluation settings."""
     settings = dataclasses.asdict(options)
-    for per_machine in ("gpu", "spare_workers"):  # where it ran and how many workers waited: not what was judged
+    # Where it ran, how many workers waited, when cached baselines are measured again: not what was judged.
+    for per_machine in ("gpu", "spare_workers", "baseline_drift"):
         settings.pop(per_machine)
     blob = json.dumps([environment.current(device).key(), settings], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

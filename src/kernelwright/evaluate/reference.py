@@ -139,27 +139,36 @@ class ReferenceRole:
                 return result, []
         return {"ok": True}, []
 
-    def cmd_baselines(self, blobs: list[bytes], names: list[str], task_id: str, sets: int,
+    def cmd_baselines(self, blobs: list[bytes], names: list[str], task_id: str, sets: int, drift: float,
                       timing_options: dict[str, Any]) -> tuple[Any, list[bytes]]:
         """Time eager PyTorch and torch.compile on the timing sets (made here when no candidate was timed
-        first); cached per task, device, versions and timing protocol."""
+        first); cached per task, device, versions and timing protocol. On a cache hit eager is timed again,
+        and where it is more than 1 + `drift` times faster or slower than the cached time, the machine's
+        speed has moved: the cache is dropped and every baseline measured anew."""
         self._ensure_sets(sets)
         key = json.dumps([task_id, environment.current(self.device).key(), timing_options, len(self.sets),
                           timing.PROTOCOL])
         path = cache_dir("baselines") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
         cached = json.loads(path.read_text()) if path.exists() else {}
-        input_sets = [s["inputs"] for s in self.sets]
+        if cached:
+            now = self._baseline("eager", timing_options)
+            then, fresh = cached.get("eager", {}).get("median_ms"), now.get("median_ms")
+            if then is None or fresh is None or max(fresh, then) / min(fresh, then) > 1 + drift:
+                cached = {"eager": now}
         for name in names:
-            if name in cached:
-                continue
-            try:
-                model = self.built[0]["model"]
-                fn = model if name == "eager" else torch.compile(model)
-                cached[name] = timing.time_calls(fn, input_sets, self.device, **timing_options).summary()
-            except Exception as e:  # noqa: BLE001  (a baseline that cannot run is reported, not fatal)
-                cached[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+            if name not in cached:
+                cached[name] = self._baseline(name, timing_options)
         path.write_text(json.dumps(cached))
         return {name: cached[name] for name in names}, []
+
+    def _baseline(self, name: str, timing_options: dict[str, Any]) -> dict[str, Any]:
+        """One baseline's timing summary ("eager" or "compile"), or its error."""
+        try:
+            model = self.built[0]["model"]
+            fn = model if name == "eager" else torch.compile(model)
+            return timing.time_calls(fn, [s["inputs"] for s in self.sets], self.device, **timing_options).summary()
+        except Exception as e:  # noqa: BLE001  (a baseline that cannot run is reported, not fatal)
+            return {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
 
     def cmd_floor(self, blobs: list[bytes]) -> tuple[Any, list[bytes]]:
         ceil = roofline.ceilings(self.device)
