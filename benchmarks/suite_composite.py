@@ -45,7 +45,8 @@ def main() -> None:
     print(f"tasks {len(tasks)}, verified {len(verified)}")
     print(f"answer geomean vs torch.compile: {geomean([t['answer_speedup']['compile'] for t in tasks.values()]):.3f}x")
     print(f"verified kernels' geomean vs torch.compile: {geomean([t['speedup']['compile'] for t in verified]):.3f}x")
-    below = {k: tasks[k].get("sol_fraction") or 0.0 for k in memory_bound if (tasks[k].get("sol_fraction") or 0) < TARGET}
+    fractions = {k: tasks[k].get("sol_fraction") or 0.0 for k in memory_bound}
+    below = {k: v for k, v in fractions.items() if v < TARGET}
     print(f"memory-bound (the {len(memory_bound)}) at {TARGET:.0%} of the speed of light: "
           f"{len(memory_bound) - len(below)} of {len(memory_bound)}; below: "
           + ", ".join(f"{k} {v:.1%}" for k, v in below.items()))

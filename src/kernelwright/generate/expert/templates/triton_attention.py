@@ -1,18 +1,19 @@
 """Triton templates for attention (the Attention pattern): a flash-attention forward, and a decode kernel.
 
-Both compute softmax(scale * q @ k^T (+ causal mask)) @ v without writing the scores: each program
-holds a block of query rows and walks the keys in blocks of BLOCK_N, keeping per row the running max
-m and sum l of exp(score - m) and the output accumulator, all in fp32; when a block raises a row's max,
-the row's sum and accumulator are rescaled by exp(old max - new max) (the online softmax of the
-flash-attention papers). Exponentials are exp2 of scores premultiplied by scale * log2(e). The output
-is the accumulator divided by the sum, written once in the input dtype. Where the reference holds its
-scores in bf16 or fp16 (the pattern's rounds_scores: a written-out 16-bit q @ k^T), the kernel rounds
-them alike, after the product and after the scale: otherwise, for scores in the tens, the reference's
-own rounding alone moves its probabilities by more than the tolerance. Such a reference also divides
-by the sum before it rounds the probabilities for p @ v, so there the kernel walks the keys twice:
-each row's max and sum first, then the divided probabilities into the accumulator (twice the q @ k^T
-work; rounding undivided ones differed from it by more than the tolerance on an H200, where outputs
-are small sums of large terms, e.g. the first rows of a causal mask).
+Both compute softmax(scale * q @ k^T (+ causal mask)) @ v without writing the scores (but for the decode
+kernel's split form for rounded scores, below): each program holds a block of query rows and walks the
+keys in blocks of BLOCK_N, keeping per row the running max m and sum l of exp(score - m) and the output
+accumulator, all in fp32; when a block raises a row's max, the row's sum and accumulator are rescaled by
+exp(old max - new max) (the online softmax of the flash-attention papers). Exponentials are exp2 of
+scores premultiplied by scale * log2(e). The output is the accumulator divided by the sum, written once
+in the input dtype. Where the reference holds its scores in bf16 or fp16 (the pattern's rounds_scores: a
+written-out 16-bit q @ k^T), the kernel rounds them alike, after the product and after the scale:
+otherwise, for scores in the tens, the reference's own rounding alone moves its probabilities by more
+than the tolerance. Such a reference also divides by the sum before it rounds the probabilities for
+p @ v, so there the kernel walks the keys twice: each row's max and sum first, then the divided
+probabilities into the accumulator (twice the q @ k^T work; rounding undivided ones differed from it by
+more than the tolerance on an H200, where outputs are small sums of large terms, e.g. the first rows of
+a causal mask).
 
 triton.attention: one program per BLOCK_M query rows of one (batch, head). Key blocks wholly inside
 the sequence (and, when causal, wholly at or before the block's first row) are read without masks;
@@ -104,11 +105,17 @@ def kw_scores(q, k_ptrs, query, keys, mask_d, seq_k, scale, MASK_N: tl.constexpr
     else:
         held = s
         s = s * (scale * 1.4426950408889634)
+    return kw_masked(s, query, keys, mask_n, MASK_N, CAUSAL), held
+
+
+@triton.jit
+def kw_masked(s, query, keys, mask_n, MASK_N: tl.constexpr, CAUSAL: tl.constexpr):
+    # A block of scores with -inf for keys past the sequence (MASK_N) and, when causal, after the row's query.
     if MASK_N:
         s = tl.where(mask_n[None, :], s, -float("inf"))
     if CAUSAL:
         s = tl.where(query[:, None] >= keys[None, :], s, -float("inf"))
-    return s, held
+    return s
 
 
 @triton.jit
@@ -219,7 +226,7 @@ def kw_attention(q_ptr, k_ptr, v_ptr, out_ptr, heads, group, seq_q, seq_k, scale
     tl.store(out_ptrs, out, mask=mask_m[:, None] & mask_d[None, :])
 '''
 
-_DECODE = _Text('''
+_DECODE_BLOCK = '''
 @triton.jit
 def kw_decode_block(heads, kv_heads, group, seq_q, seq_k, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                     SPLIT: tl.constexpr, CAUSAL: tl.constexpr):
@@ -245,8 +252,9 @@ def kw_decode_block(heads, kv_heads, group, seq_q, seq_k, BLOCK_M: tl.constexpr,
     if CAUSAL:
         full = lo
     return offs_r, offs_r < rows, z, kv, h, query, (z * heads + h) * seq_q + query, split, lo, full, hi
+'''
 
-
+_DECODE = _Text('''
 @triton.jit
 def kw_decode(q_ptr, k_ptr, v_ptr, out_ptr, ${partials}heads, kv_heads, group, seq_q, seq_k, scale,
               stride_qz, stride_qh, stride_qm, stride_qd, stride_kz, stride_kh, stride_kn, stride_kd,
@@ -306,10 +314,7 @@ def kw_value_step(acc, m_i, l_i, s_ptrs, v_ptrs, query, keys, mask_r, mask_d, se
     # reference has them, before rounding to the input dtype), into the accumulator.
     mask_n = keys < seq_k
     s = kw_tile(s_ptrs, mask_r, mask_n, True, MASK_N).to(tl.float32) * 1.4426950408889634
-    if MASK_N:
-        s = tl.where(mask_n[None, :], s, -float("inf"))
-    if CAUSAL:
-        s = tl.where(query[:, None] >= keys[None, :], s, -float("inf"))
+    s = kw_masked(s, query, keys, mask_n, MASK_N, CAUSAL)
     p = tl.exp2(s - m_i[:, None]) / l_i[:, None]
     v = kw_tile(v_ptrs, mask_n, mask_d, MASK_N, PAD_D)
     return kw_dot(kw_narrow(p, v.dtype, WIDEN), v, acc, WIDEN)
@@ -550,8 +555,7 @@ class DecodeAttentionTemplate:
         split = int(params["SPLIT"])
         programs = f"triton.cdiv(kw_group * kw_seq_q, {params['BLOCK_M']}) * {split} * kw_z * kw_kv_heads"
         blocks = _kwargs(params, ("BLOCK_M", "BLOCK_N", "SPLIT", "num_warps", "num_stages"))
-        kernels = _helpers(params) + _DECODE.substitute(partials="m_ptr, l_ptr, " if split > 1 else "",
-                                                        store=_STORE_PART if split > 1 else _STORE_OUT)
+        kernels = _helpers(params) + _DECODE_BLOCK
         rows = "kw_z * kw_heads * kw_seq_q"
         stats = [f"kw_m = torch.empty(({rows}, {split}), dtype=torch.float32, device=kw_q.device)",
                  f"kw_l = torch.empty(({rows}, {split}), dtype=torch.float32, device=kw_q.device)"]
@@ -571,6 +575,8 @@ class DecodeAttentionTemplate:
                        "kw_v.stride(0), kw_v.stride(1), kw_v.stride(2), kw_v.stride(3), HEAD_DIM=kw_d, "
                        f"BLOCK_DV=kw_block_dv, COLUMNS=kw_columns, {blocks}, {flags})")]
             return _candidate(analysis, kernels, launch, _doc(self.name, p, params))
+        kernels += _DECODE.substitute(partials="m_ptr, l_ptr, " if split > 1 else "",
+                                      store=_STORE_PART if split > 1 else _STORE_OUT)
         args = "kw_q, kw_k, kw_v, " + ("kw_part, kw_m, kw_l, " if split > 1 else "kw_out, ")
         launch = [(f"kw_decode[({programs},)]({args}kw_heads, kw_kv_heads, kw_group, kw_seq_q, kw_seq_k, "
                    f"kw_scale, {{strides}}, {{options}}, {blocks})")]

@@ -2,7 +2,8 @@
 
 triton.kl_div: one program per row reads both rows of logits once, tile by tile (over the row's 16-aligned
 interior, then the few elements either side), and keeps three online sums under running maxima: of
-exp(s - max s), of exp(t - max t), and of exp(t - max t) * (t - s). With the teacher's p = exp(t - max t) / S_t, the row's KL is
+exp(s - max s), of exp(t - max t), and of exp(t - max t) * (t - s). With the teacher's p = exp(t - max t) / S_t,
+the row's KL is
 
     sum p (log p - log q) = W / S_t + (max s - max t) + log(S_s / S_t)
 
