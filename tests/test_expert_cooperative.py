@@ -13,6 +13,7 @@ apart: that a GPU's K chunks and edges of a row cover each element once, and tha
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -277,7 +278,10 @@ def as_on_a_gpu(launch: Any, block: int) -> Any:
     named = dict(zip(kernel.arg_names, args))
     chunk, k = kernel.fn.__globals__["kw_chunks"](named["cols"], block)  # the candidate module's
     named |= {"chunk": chunk, "K": k}
-    return kernel, tuple(named.values()), kwargs | {"CHUNK": block, "KP": triton.next_power_of_2(k)}
+    gpu = {"CHUNK": block, "KP": triton.next_power_of_2(k)}
+    if "EVEN" in kwargs:  # the norm kernel's: every chunk whole
+        gpu["EVEN"] = chunk == block and named["cols"] % block == 0
+    return kernel, tuple(named.values()), kwargs | gpu
 
 
 @pytest.mark.parametrize("name", ["norm_instancenorm", "norm_groupnorm", "softmax_vocab", "softmax_log_softmax"])
@@ -302,6 +306,12 @@ def test_the_gpu_launches_compile_for_sm90(sm90_compiler, tmp_path: Path, name: 
                 # A chunk's statistics published in one relaxed 64-bit exchange, with no release fence (which
                 # would wait for the program's output stores).
                 assert "atom.global.gpu.relaxed.exch.b64" in ptx and "release" not in ptx, (name, params)
+                if template is TEMPLATE:
+                    # Rows of 2^16 and 2^20 elements are whole chunks: the chunk's loads and stores are guarded by
+                    # no predicate but a constant true one (a real mask's selects made group norm spill).
+                    guards = set(re.findall(r"@(%p\d+) (?:ld|st)\.global\.v", ptx))
+                    assert all(re.search(rf"mov\.pred\s+{guard}, -1;", ptx) for guard in guards), (name, params)
+                    assert "ld.global.v4" in ptx and "st.global.v4" in ptx, (name, params, dtype)
                 if template is SOFTMAX:
                     # Chunks of the rows' 16-aligned interiors: 128-bit loads and stores, also where rows of
                     # 50257 elements start anywhere.
